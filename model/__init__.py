@@ -1,0 +1,27 @@
+"""The model package: config, transformer, checkpoint I/O, tokenizer, sampler.
+
+    from model import load_pretrained
+    m = load_pretrained("path/to/checkpoint", device="cpu", dtype=torch.float32)
+    logits = m(input_ids)                       # (B, T) -> (B, T, V)
+"""
+
+from model.checkpoint import CheckpointError, load_pretrained, save_pretrained
+from model.config import PRESETS, ModelConfig, UnsupportedModelError
+from model.generate import GenerationOutput, generate
+from model.tokenizer import Tokenizer, train_bpe_tokenizer
+from model.transformer import KVCache, Transformer
+
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "GenerationOutput",
+    "KVCache",
+    "ModelConfig",
+    "Tokenizer",
+    "Transformer",
+    "UnsupportedModelError",
+    "generate",
+    "load_pretrained",
+    "save_pretrained",
+    "train_bpe_tokenizer",
+]

@@ -1,0 +1,226 @@
+"""Batched sampling with a static KV cache: B prompts x G completions each.
+
+    out = generate(model, prompts, num_samples=8, max_new_tokens=256, temperature=1.0,
+                   eos_ids=tok.eos_ids, stop_strings=["</answer>"], tokenizer=tok, seed=0)
+    out.tokens[i, : out.lengths[i]]      # completion i (rows grouped by prompt)
+
+How it works:
+1. Prompts are left-padded into one (B, P) batch and prefilled once.
+2. The prompt's KV cache is copied G times (row b becomes rows b*G .. b*G+G-1),
+   so a group's samples share the prompt's computation.
+3. Each decode step feeds one token per row. Finished rows keep running (their
+   tokens are discarded) so every step has the same shapes; the loop stops as
+   soon as every row has finished.
+4. EOS is detected on the device. Whether all rows finished, and stop strings
+   (text such as "</answer>" that may span several tokens), are checked on the
+   host only every `check_every` steps: the decode step itself has no host
+   synchronisation. A stop string found late truncates the row at the token
+   that completed it, so the result does not depend on `check_every`.
+
+Sampling: logits / temperature, then top-k, then top-p (nucleus), then one
+draw by the exponential-race trick (argmax of p / Exp(1) noise is a sample from
+p). temperature == 0 means greedy. The optional log-probs are those of the
+sampled tokens under softmax(logits / temperature) over the full vocabulary
+(before top-k/top-p), i.e. the policy's log-probs at that temperature.
+
+Shape legend: B prompts, G samples per prompt, N = B*G rows, P padded prompt
+length, T new tokens, V vocab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from model.transformer import KVCache, Transformer
+
+
+@dataclass
+class GenerationOutput:
+    tokens: Tensor  # (N, T) completion ids, `pad_id` after each row's end
+    lengths: Tensor  # (N,) tokens per completion, EOS / stop-string tokens included
+    finish_reasons: list[str]  # "stop" (EOS or stop string) or "length" (truncated)
+    prompt_index: Tensor  # (N,) which prompt each row continues
+    logprobs: Tensor | None = None  # (N, T) fp32 sampling log-probs, 0 after each row's end
+    steps: int = 0  # decode steps actually run
+
+    def completions(self) -> list[list[int]]:
+        return [row[:n].tolist() for row, n in zip(self.tokens, self.lengths.tolist())]
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device | str):
+    """(B, P) ids and (B, P) bool mask, each prompt right-aligned."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate needs at least one prompt, and no prompt may be empty")
+    P = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), P), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(prompts), P, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        ids[i, P - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+        mask[i, P - len(p) :] = True
+    return ids.to(device), mask.to(device)
+
+
+def sample_next(
+    logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """One token per row from logits (N, V). Returns (tokens (N,), log-probs (N,) fp32)."""
+    logits = logits.float()
+    if temperature == 0:
+        tok = logits.argmax(-1)
+        return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
+    logits = logits / temperature
+    logp_full = torch.log_softmax(logits, -1)
+    filtered = logits
+    if top_k is not None and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(filtered, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the tokens ranked above it already reach top_p.
+        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        filtered = filtered.masked_fill(drop, float("-inf"))
+    probs = torch.softmax(filtered, -1)
+    noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    tok = (probs / noise).argmax(-1)
+    return tok, logp_full.gather(-1, tok[:, None])[:, 0]
+
+
+def _find_stop(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> int | None:
+    """Smallest k such that decode(ids[:k]) contains a stop string, or None."""
+    text = tokenizer.decode(ids)
+    if not any(s in text for s in stop_strings):
+        return None
+    lo, hi = 1, len(ids)  # decode(ids[:hi]) contains one; find the first prefix that does
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if any(s in tokenizer.decode(ids[:mid]) for s in stop_strings):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@torch.no_grad()
+def generate(
+    model: Transformer,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_ids: Sequence[int] = (),
+    stop_strings: Sequence[str] = (),
+    tokenizer=None,
+    pad_id: int = 0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    return_logprobs: bool = False,
+    check_every: int = 8,
+) -> GenerationOutput:
+    """Sample `num_samples` completions for each prompt (token id lists)."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if stop_strings and tokenizer is None:
+        raise ValueError("stop_strings need a tokenizer to decode the completions")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    B, G = len(prompts), num_samples
+    N = B * G
+    ids, mask = left_pad(prompts, pad_id, device)
+    P = ids.shape[1]
+    cache = KVCache(model.config, B, P + max_new_tokens, device, dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(ids, mask, cache)[:, -1]  # (B, V): next-token logits per prompt
+        if G > 1:
+            cache = cache.repeat_interleave(G)
+            logits = logits.repeat_interleave(G, dim=0)
+
+        eos = torch.as_tensor(list(eos_ids), dtype=torch.long, device=device)
+        tokens = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        logps = torch.zeros(N, max_new_tokens, device=device) if return_logprobs else None
+        finished = torch.zeros(N, dtype=torch.bool, device=device)
+        lengths = torch.full((N,), max_new_tokens, dtype=torch.long, device=device)
+        stopped = torch.zeros(N, dtype=torch.bool, device=device)
+        max_stop = max((len(s) for s in stop_strings), default=0)
+        checked = 0  # tokens already searched for stop strings
+        searchable = ~finished  # rows unfinished at the last check (EOS may have ended some since)
+        steps = 0
+        for t in range(max_new_tokens):
+            tok, lp = sample_next(logits, temperature, top_k, top_p, generator)
+            live = ~finished
+            tokens[:, t] = torch.where(live, tok, pad_id)
+            if logps is not None:
+                logps[:, t] = torch.where(live, lp, 0.0)
+            hit = live & torch.isin(tok, eos) if eos.numel() else torch.zeros_like(live)
+            lengths = torch.where(hit, t + 1, lengths)
+            stopped |= hit
+            finished |= hit
+            steps = t + 1
+            last = t == max_new_tokens - 1
+            if (t + 1) % check_every == 0 or last:
+                if stop_strings:
+                    _apply_stop_strings(
+                        tokenizer, stop_strings, tokens, lengths, finished, stopped, logps,
+                        pad_id, searchable, checked, t + 1, max_stop,
+                    )  # fmt: skip
+                    checked = t + 1
+                    searchable = ~finished
+                if last or bool(finished.all()):
+                    break
+            logits = model(tok[:, None], None, cache)[:, -1]
+    finally:
+        model.train(was_training)
+    T = steps
+    reasons = ["stop" if s else "length" for s in stopped.tolist()]
+    prompt_index = torch.arange(B, device=device).repeat_interleave(G)
+    return GenerationOutput(
+        tokens=tokens[:, :T], lengths=lengths, finish_reasons=reasons,
+        prompt_index=prompt_index, logprobs=logps[:, :T] if logps is not None else None,
+        steps=steps,
+    )  # fmt: skip
+
+
+def _apply_stop_strings(
+    tokenizer, stop_strings, tokens, lengths, finished, stopped, logps, pad_id,
+    searchable: Tensor, checked: int, upto: int, max_stop: int,
+) -> None:  # fmt: skip
+    """Search tokens [checked - overlap, upto) of `searchable` rows for stop strings.
+
+    Rows that hit EOS since the last check are searched too (up to their EOS),
+    since a stop string before the EOS ends them earlier. A stop string of n
+    characters spans at most n tokens, so looking back `max_stop` tokens before
+    the unchecked part catches one that straddles the previous check.
+    """
+    rows = searchable.nonzero().flatten().tolist()
+    if not rows:
+        return
+    lo = max(0, checked - max_stop)
+    window = tokens[rows, lo:upto].tolist()
+    ends = lengths[rows].tolist()
+    for r, ids, n in zip(rows, window, ends):
+        k = _find_stop(tokenizer, ids[: max(0, n - lo)], stop_strings)
+        if k is None:
+            continue
+        end = lo + k  # the row ends after token end - 1
+        tokens[r, end:] = pad_id
+        if logps is not None:
+            logps[r, end:] = 0.0
+        lengths[r] = end
+        finished[r] = True
+        stopped[r] = True

@@ -1,0 +1,278 @@
+"""The model is proven against `transformers` on random weights (fp32, CPU, no downloads)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from model import (
+    CheckpointError,
+    KVCache,
+    ModelConfig,
+    Transformer,
+    UnsupportedModelError,
+    load_pretrained,
+    save_pretrained,
+)
+from model.config import PRESETS
+from tests.hf_models import KINDS, VOCAB, hf_model
+
+ATOL = 1e-4  # max |logit difference| allowed against transformers in fp32
+
+
+def _ids(B: int, T: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, VOCAB, (B, T), generator=g)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def hf_and_ours(request, tmp_path_factory):
+    kind = request.param
+    hf = hf_model(kind)
+    path = tmp_path_factory.mktemp(kind)
+    hf.save_pretrained(path)
+    ours = load_pretrained(path, dtype=torch.float32)
+    return kind, hf, ours, path
+
+
+def test_logits_match_transformers(hf_and_ours):
+    kind, hf, ours, _ = hf_and_ours
+    x = _ids(3, 40)
+    with torch.no_grad():
+        ref = hf(x).logits
+        got = ours(x)
+    assert got.shape == ref.shape == (3, 40, VOCAB)
+    diff = (got - ref).abs().max().item()
+    assert diff <= ATOL, f"{kind}: max |logit diff| {diff:.2e} > {ATOL}"
+    assert ref.std().item() > 0.5, "reference logits are too flat for the comparison to mean much"
+
+
+def test_config_fields_read_from_hf(hf_and_ours):
+    kind, hf, ours, _ = hf_and_ours
+    c = ours.config
+    assert c.tie_word_embeddings == hf.config.tie_word_embeddings
+    assert c.attention_bias == (kind.startswith("qwen2"))
+    assert c.qk_norm == (kind == "qwen3")
+    assert (c.rope_scaling is not None) == (kind == "llama3")
+    if c.tie_word_embeddings:
+        assert ours.lm_head.weight is ours.model.embed_tokens.weight
+
+
+def test_save_ours_load_in_transformers(hf_and_ours, tmp_path):
+    import transformers as tf
+
+    kind, _, ours, _ = hf_and_ours
+    save_pretrained(ours, tmp_path)
+    reloaded = tf.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    x = _ids(2, 33, seed=1)
+    with torch.no_grad():
+        diff = (reloaded(x).logits - ours(x)).abs().max().item()
+    assert diff <= ATOL, f"{kind}: transformers on our saved checkpoint differs by {diff:.2e}"
+    # And our own loader round-trips exactly.
+    again = load_pretrained(tmp_path, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(again(x), ours(x))
+
+
+def test_sharded_checkpoint_written_by_transformers(tmp_path):
+    hf = hf_model("qwen2_untied", seed=3)
+    hf.save_pretrained(tmp_path, max_shard_size="60KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2, "expected several shards"
+    ours = load_pretrained(tmp_path, dtype=torch.float32)
+    x = _ids(2, 17)
+    with torch.no_grad():
+        diff = (hf(x).logits - ours(x)).abs().max().item()
+    assert diff <= ATOL
+
+
+def test_our_sharded_save_loads_in_transformers(tmp_path):
+    import transformers as tf
+
+    ours = Transformer(PRESETS["tiny"].with_(vocab_size=VOCAB)).init_weights(seed=1)
+    save_pretrained(ours, tmp_path, max_shard_bytes=100_000)
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    assert not (tmp_path / "model.safetensors").exists()
+    theirs = tf.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    x = _ids(2, 11)
+    with torch.no_grad():
+        assert (theirs(x).logits - ours(x)).abs().max().item() <= ATOL
+        assert torch.equal(load_pretrained(tmp_path)(x), ours(x))
+
+
+def test_load_in_requested_dtype(hf_and_ours):
+    _, _, _, path = hf_and_ours
+    m = load_pretrained(path, dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in m.parameters())
+    assert m.inv_freq.dtype == torch.float32, "rotary frequencies must stay fp32"
+    assert m(_ids(1, 5)).dtype == torch.bfloat16
+
+
+# ----------------------------------------------------------------------------- padding and cache
+def _tiny(seed: int = 0, **changes) -> Transformer:
+    cfg = PRESETS["tiny"].with_(vocab_size=VOCAB, **changes)
+    return Transformer(cfg).init_weights(seed=seed, std=0.3).eval()
+
+
+@pytest.mark.parametrize("changes", [{}, {"model_type": "qwen3", "qk_norm": True}])
+def test_padded_rows_equal_rows_alone(changes):
+    m = _tiny(**changes)
+    lens = [5, 12, 1, 9]
+    rows = [_ids(1, n, seed=i)[0] for i, n in enumerate(lens)]
+    T = max(lens)
+    # Left padding for some rows, right padding for others, garbage ids in the pads.
+    ids = torch.randint(0, VOCAB, (len(rows), T))
+    mask = torch.zeros(len(rows), T, dtype=torch.bool)
+    spans = []
+    for i, r in enumerate(rows):
+        s = T - len(r) if i % 2 == 0 else 0
+        ids[i, s : s + len(r)] = r
+        mask[i, s : s + len(r)] = True
+        spans.append((s, s + len(r)))
+    with torch.no_grad():
+        batched = m(ids, mask)
+        for i, r in enumerate(rows):
+            alone = m(r[None])[0]
+            s, e = spans[i]
+            diff = (batched[i, s:e] - alone).abs().max().item()
+            assert diff <= 1e-5, f"row {i} (len {len(r)}) differs from alone by {diff:.2e}"
+            assert torch.isfinite(batched[i]).all(), "padding positions must stay finite"
+
+
+@pytest.mark.parametrize("kind", ["qwen2_untied", "qwen3", "llama3"])
+def test_kv_cache_decoding_equals_full_forward(kind, tmp_path):
+    hf = hf_model(kind, seed=5)
+    hf.save_pretrained(tmp_path)
+    m = load_pretrained(tmp_path, dtype=torch.float32)
+    x = _ids(2, 30, seed=2)
+    with torch.no_grad():
+        full = m(x)
+        cache = KVCache(m.config, 2, 40, "cpu", torch.float32)
+        steps = [m(x[:, :12], None, cache)]  # prefill 12, then one token at a time
+        for t in range(12, 30):
+            steps.append(m(x[:, t : t + 1], None, cache))
+    inc = torch.cat(steps, dim=1)
+    diff = (inc - full).abs().max().item()
+    assert diff <= ATOL, f"{kind}: cached decoding differs from the full pass by {diff:.2e}"
+
+
+def test_cache_overflow_is_an_error():
+    m = _tiny()
+    cache = KVCache(m.config, 1, 4, "cpu", torch.float32)
+    with pytest.raises(ValueError, match="overflow"):
+        m(_ids(1, 5), None, cache)
+
+
+# ----------------------------------------------------------------------------- bad input
+def _write_tiny(tmp_path, **changes):
+    m = _tiny(**changes)
+    save_pretrained(m, tmp_path)
+    return m
+
+
+def test_unsupported_architecture(tmp_path):
+    _write_tiny(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["model_type"] = "gpt2"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnsupportedModelError, match="gpt2"):
+        load_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("use_sliding_window", True, "use_sliding_window"),
+        ("hidden_act", "gelu", "hidden_act"),
+        ("rope_scaling", {"rope_type": "yarn", "factor": 4.0}, "yarn"),
+        ("mlp_bias", True, "mlp_bias"),
+    ],
+)
+def test_unsupported_features(tmp_path, key, value, match):
+    _write_tiny(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnsupportedModelError, match=match):
+        load_pretrained(tmp_path)
+
+
+def _rewrite_weights(path, edit):
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(path / "model.safetensors")
+    edit(sd)
+    save_file(sd, path / "model.safetensors")
+
+
+def test_missing_tensor(tmp_path):
+    _write_tiny(tmp_path)
+    _rewrite_weights(tmp_path, lambda sd: sd.pop("model.layers.1.mlp.up_proj.weight"))
+    match = r"model\.safetensors.*model\.layers\.1\.mlp\.up_proj"
+    with pytest.raises(CheckpointError, match=match):
+        load_pretrained(tmp_path)
+
+
+def test_unexpected_tensor(tmp_path):
+    _write_tiny(tmp_path)
+    _rewrite_weights(tmp_path, lambda sd: sd.update({"model.layers.7.extra": torch.zeros(2)}))
+    with pytest.raises(CheckpointError, match=r"model\.layers\.7\.extra"):
+        load_pretrained(tmp_path)
+
+
+def test_wrong_shape(tmp_path):
+    _write_tiny(tmp_path)
+    name = "model.layers.0.self_attn.k_proj.weight"
+    _rewrite_weights(tmp_path, lambda sd: sd.update({name: torch.zeros(3, 64)}))
+    with pytest.raises(CheckpointError, match=r"k_proj\.weight.*\(3, 64\)"):
+        load_pretrained(tmp_path)
+
+
+def test_truncated_file(tmp_path):
+    _write_tiny(tmp_path)
+    f = tmp_path / "model.safetensors"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_pretrained(tmp_path)
+
+
+def test_corrupt_header(tmp_path):
+    _write_tiny(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_pretrained(tmp_path)
+
+
+def test_missing_config(tmp_path):
+    _write_tiny(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_pretrained(tmp_path)
+
+
+def test_missing_weights_and_folder(tmp_path):
+    _write_tiny(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no weights"):
+        load_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_pretrained(tmp_path / "nope")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="multiple of"):
+        ModelConfig(num_heads=4, num_kv_heads=3)
+    with pytest.raises(UnsupportedModelError, match="bert"):
+        ModelConfig(model_type="bert")
+    with pytest.raises(ValueError, match="required key 'vocab_size'"):
+        ModelConfig.from_hf_config({"model_type": "llama", "num_attention_heads": 4})
+
+
+def test_num_params_matches_module():
+    for name, cfg in PRESETS.items():
+        with torch.device("meta"):
+            m = Transformer(cfg)
+        assert cfg.num_params == sum(p.numel() for p in m.parameters()), name
