@@ -66,15 +66,16 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
 
 def sample_next(
     logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
-    generator: torch.Generator | None,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """One token per row from logits (N, V). Returns (tokens (N,), log-probs (N,) fp32)."""
+    generator: torch.Generator | None, need_logprobs: bool = True,
+) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+    """One token per row from logits (N, V). Returns (tokens (N,), log-probs (N,) fp32 or None)."""
     logits = logits.float()
     if temperature == 0:
         tok = logits.argmax(-1)
+        if not need_logprobs:
+            return tok, None
         return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
     logits = logits / temperature
-    logp_full = torch.log_softmax(logits, -1)
     filtered = logits
     if top_k is not None and 0 < top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
@@ -89,7 +90,9 @@ def sample_next(
     probs = torch.softmax(filtered, -1)
     noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
     tok = (probs / noise).argmax(-1)
-    return tok, logp_full.gather(-1, tok[:, None])[:, 0]
+    if not need_logprobs:
+        return tok, None
+    return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0]
 
 
 def _find_stop(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> int | None:
@@ -162,7 +165,7 @@ def generate(
         searchable = ~finished  # rows unfinished at the last check (EOS may have ended some since)
         steps = 0
         for t in range(max_new_tokens):
-            tok, lp = sample_next(logits, temperature, top_k, top_p, generator)
+            tok, lp = sample_next(logits, temperature, top_k, top_p, generator, logps is not None)
             live = ~finished
             tokens[:, t] = torch.where(live, tok, pad_id)
             if logps is not None:

@@ -1,0 +1,171 @@
+"""The sampler: padding invariance, parity with transformers, seeding, stopping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import Transformer, generate, load_pretrained, train_bpe_tokenizer
+from model.config import PRESETS
+from model.generate import sample_next
+from tests.hf_models import VOCAB, hf_model
+
+EOS = VOCAB - 1
+
+
+def _prompts(lens, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, VOCAB - 2, (n,), generator=g).tolist() for n in lens]
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    hf = hf_model("qwen2_untied", seed=11)
+    path = tmp_path_factory.mktemp("qwen")
+    hf.save_pretrained(path)
+    return hf, load_pretrained(path, dtype=torch.float32)
+
+
+def test_greedy_padded_batch_equals_each_prompt_alone(qwen):
+    _, m = qwen
+    prompts = _prompts([3, 17, 8, 1, 11])
+    batch = generate(m, prompts, max_new_tokens=20, temperature=0, pad_id=0)
+    for i, p in enumerate(prompts):
+        alone = generate(m, [p], max_new_tokens=20, temperature=0, pad_id=0)
+        assert batch.tokens[i].tolist() == alone.tokens[0].tolist(), f"prompt {i} differs"
+
+
+def test_greedy_equals_transformers_generate(qwen):
+    hf, m = qwen
+    prompts = _prompts([4, 13, 9])
+    ours = generate(m, prompts, max_new_tokens=24, temperature=0, eos_ids=[EOS], pad_id=0)
+    P = max(map(len, prompts))
+    ids = torch.zeros(len(prompts), P, dtype=torch.long)
+    mask = torch.zeros(len(prompts), P, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, P - len(p) :] = torch.tensor(p)
+        mask[i, P - len(p) :] = 1
+    with torch.no_grad():
+        ref = hf.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=24, do_sample=False,
+            eos_token_id=EOS, pad_token_id=0,
+        )[:, P:]  # fmt: skip
+    for i in range(len(prompts)):
+        n = int(ours.lengths[i])
+        assert ours.tokens[i, :n].tolist() == ref[i, :n].tolist(), f"prompt {i} differs"
+        assert (ref[i, n:] == 0).all() or n == ref.shape[1]
+
+
+def test_groups_share_the_prompt_and_seeds_reproduce(qwen):
+    _, m = qwen
+    prompts = _prompts([5, 9])
+    a = generate(m, prompts, max_new_tokens=12, num_samples=4, seed=123, return_logprobs=True)
+    b = generate(m, prompts, max_new_tokens=12, num_samples=4, seed=123, return_logprobs=True)
+    c = generate(m, prompts, max_new_tokens=12, num_samples=4, seed=124)
+    assert a.tokens.shape == (8, 12)
+    assert a.prompt_index.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.logprobs, b.logprobs)
+    assert not torch.equal(a.tokens, c.tokens), "different seeds gave identical samples"
+    assert len({tuple(r) for r in a.tokens[:4].tolist()}) > 1, "a group's samples are all equal"
+    # Greedy groups: every sample equals the single greedy completion.
+    g = generate(m, prompts, max_new_tokens=12, num_samples=3, temperature=0)
+    one = generate(m, prompts, max_new_tokens=12, temperature=0)
+    assert torch.equal(g.tokens, one.tokens.repeat_interleave(3, 0))
+
+
+def test_logprobs_equal_full_forward(qwen):
+    _, m = qwen
+    prompts = _prompts([6, 2])
+    out = generate(m, prompts, max_new_tokens=10, num_samples=2, temperature=0.7, seed=0,
+                   return_logprobs=True)  # fmt: skip
+    for r in range(out.tokens.shape[0]):
+        p = prompts[int(out.prompt_index[r])]
+        seq = torch.tensor(p + out.tokens[r].tolist())[None]
+        with torch.no_grad():
+            logits = m(seq)[0, len(p) - 1 : -1].float() / 0.7
+        ref = torch.log_softmax(logits, -1).gather(-1, out.tokens[r][:, None])[:, 0]
+        assert torch.allclose(out.logprobs[r], ref, atol=1e-4), f"row {r}"
+
+
+def test_eos_stops_rows_and_loop(qwen):
+    _, m = qwen
+    prompts = _prompts([4, 7, 5])
+    free = generate(m, prompts, max_new_tokens=15, temperature=0)
+    # Make the token each row emits at step 3 an EOS: rows end there (length 4).
+    eos = free.tokens[:, 3].tolist()
+    out = generate(m, prompts, max_new_tokens=15, temperature=0, eos_ids=eos, pad_id=0)
+    for i in range(3):
+        row = free.tokens[i].tolist()
+        first = min(t for t in range(15) if row[t] in eos)
+        assert int(out.lengths[i]) == first + 1
+        assert out.tokens[i, : first + 1].tolist() == row[: first + 1]
+        assert (out.tokens[i, first + 1 :] == 0).all(), "tokens after EOS must be padding"
+    assert out.finish_reasons == ["stop"] * 3
+    assert out.steps <= 8, "the loop should end soon after every row finished"
+    assert free.finish_reasons == ["length"] * 3 and (free.lengths == 15).all()
+
+
+@pytest.fixture(scope="module")
+def tok():
+    texts = ["<think> 12 + 34 = 46 </think> <answer> 46 </answer>", "hello world"] * 50
+    return train_bpe_tokenizer(texts, vocab_size=300, atomic_strings=["</answer>"])
+
+
+def test_stop_strings_independent_of_check_interval(tok):
+    torch.manual_seed(0)
+    m = Transformer(PRESETS["tiny"].with_(vocab_size=tok.vocab_size)).init_weights(std=0.5)
+    prompts = [tok.encode("<think> 1"), tok.encode("hello")]
+    stops = ["4", "</answer>", "d"]
+    outs = [
+        generate(m, prompts, max_new_tokens=30, num_samples=6, seed=3, eos_ids=[0],
+                 stop_strings=stops, tokenizer=tok, check_every=k)  # fmt: skip
+        for k in (1, 4, 7, 64)
+    ]
+    for o in outs[1:]:
+        assert torch.equal(o.tokens, outs[0].tokens) and torch.equal(o.lengths, outs[0].lengths)
+        assert o.finish_reasons == outs[0].finish_reasons
+    o = outs[0]
+    n_stopped = 0
+    for r, ids in enumerate(o.completions()):
+        text = tok.decode(ids)
+        hits = [text.find(s) + len(s) for s in stops if s in text]
+        if o.finish_reasons[r] == "stop" and ids[-1] != 0:
+            n_stopped += 1
+            # The text ends right after the first stop string; no prefix contains one.
+            assert hits and any(text.endswith(s) for s in stops), text
+            assert not any(s in tok.decode(ids[:-1]) for s in stops), text
+        elif o.finish_reasons[r] == "length":
+            assert not hits, f"row {r} contains a stop string but was not stopped: {text!r}"
+    assert n_stopped > 0, "the test never exercised a stop string"
+
+
+def test_sampler_distribution_top_k_top_p():
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]]).repeat(20000, 1)
+    g = torch.Generator().manual_seed(0)
+    tok, lp = sample_next(logits, 1.0, None, None, g)
+    freq = torch.bincount(tok, minlength=5).float() / len(tok)
+    p = torch.softmax(logits[0], -1)
+    assert (freq - p).abs().max() < 0.015, f"sample frequencies {freq} vs probabilities {p}"
+    assert torch.allclose(lp, p.log()[tok])
+    tok, _ = sample_next(logits, 1.0, 2, None, g)
+    assert set(tok.tolist()) == {0, 1}
+    p2 = torch.softmax(logits[0, :2], -1)
+    freq2 = torch.bincount(tok, minlength=2).float() / len(tok)
+    assert (freq2 - p2).abs().max() < 0.015, "top-k must renormalise over the kept tokens"
+    # top_p = 0.6: token 0 has p = 0.51 < 0.6, so tokens 0 and 1 are kept.
+    tok, _ = sample_next(logits, 1.0, None, 0.6, g)
+    assert set(tok.tolist()) == {0, 1}
+    tok, _ = sample_next(logits, 1.0, None, 0.3, g)
+    assert set(tok.tolist()) == {0}
+    tok, _ = sample_next(logits, 0.0, None, None, g)
+    assert (tok == 0).all()
+
+
+def test_bad_arguments(qwen):
+    _, m = qwen
+    with pytest.raises(ValueError, match="empty"):
+        generate(m, [[]], max_new_tokens=3)
+    with pytest.raises(ValueError, match="tokenizer"):
+        generate(m, [[1]], max_new_tokens=3, stop_strings=["x"])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(m, [[1]], max_new_tokens=0)
