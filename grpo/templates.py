@@ -13,7 +13,7 @@ that the model's completion continues:
 The reward's format check needs the primer (the completion alone lacks the
 opening tag), so `primer(name)` is exported alongside `build_prompt`.
 
-    >>> build_prompt("What is 2 + 3", "r1zero_think")[-32:]
+    >>> build_prompt("What is 2 + 3", "r1zero_think")[-39:]
     'User: What is 2 + 3. Assistant: <think>'
 """
 
