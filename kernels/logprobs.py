@@ -1,0 +1,136 @@
+"""Public entry points for token log-probs and entropy under an LM head: checks and dispatch.
+
+    logp, entropy = logprobs_and_entropy(hidden, weight, targets, temperature, backend="auto")
+
+computes, for every row n, log softmax(weight @ hidden[n] / T)[targets[n]] and the entropy of
+that softmax, both fp32, without materialising the (N, V) logits, and is differentiable with
+respect to hidden and weight through both outputs. Backends:
+
+    "triton"  fused kernels (kernels/logprob_triton.py); CUDA tensors, or CPU tensors when
+              TRITON_INTERPRET=1 was set before the kernels were first imported
+    "torch"   chunked PyTorch twin (kernels/logprob_torch.py); any device
+    "auto"    "triton" for CUDA tensors when Triton is installed, "torch" otherwise
+
+When the logits already exist (small vocabularies), logprobs_and_entropy_from_logits gives the
+same outputs and gradients from them.
+
+Triton is imported only when the Triton backend is first used, so `import kernels` works on
+machines without it.
+
+Shapes: N tokens, H hidden size, V vocab size.
+
+Tests: python -m pytest -q tests/test_kernels.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import torch
+from torch import Tensor
+
+from kernels.logprob_torch import torch_logprobs_and_entropy, torch_logprobs_and_entropy_from_logits
+
+BACKENDS = ("auto", "triton", "torch")
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_targets(targets: Tensor, n_rows: int, vocab: int) -> None:
+    if not isinstance(targets, Tensor) or targets.dim() != 1 or targets.shape[0] != n_rows:
+        shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(f"targets must have shape ({n_rows},), got {shape}")
+    if targets.dtype != torch.int64:
+        raise ValueError(f"targets must be int64 (torch.long), got {targets.dtype}")
+    # One host sync per call; an out-of-range index would otherwise read outside the weight.
+    if n_rows > 0:
+        lo, hi = int(targets.min()), int(targets.max())
+        if lo < 0 or hi >= vocab:
+            raise ValueError(f"targets must lie in [0, {vocab}), got values in [{lo}, {hi}]")
+
+
+def _check_temperature(temperature: float) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise ValueError(f"temperature must be a Python number, got {type(temperature).__name__}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+
+
+def _check_linear_inputs(hidden: Tensor, weight: Tensor, targets: Tensor, temperature: float):
+    for name, t in (("hidden", hidden), ("weight", weight)):
+        if not isinstance(t, Tensor) or t.dim() != 2:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a 2-D tensor, got {shape}")
+        if t.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if hidden.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"hidden (N, H) = {tuple(hidden.shape)} and weight (V, H) = {tuple(weight.shape)} "
+            "disagree on H"
+        )
+    if hidden.dtype != weight.dtype:
+        raise ValueError(f"hidden and weight dtypes differ: {hidden.dtype} vs {weight.dtype}")
+    if weight.shape[0] == 0:
+        raise ValueError("weight has an empty vocabulary (V = 0)")
+    if not (hidden.device == weight.device == targets.device):
+        raise ValueError(
+            f"tensors on different devices: hidden {hidden.device}, weight {weight.device}, "
+            f"targets {targets.device}"
+        )
+    _check_targets(targets, hidden.shape[0], weight.shape[0])
+    _check_temperature(temperature)
+
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend ("triton" or "torch") that `backend` means for tensors on `device`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        has_triton = importlib.util.find_spec("triton") is not None
+        return "triton" if device.type == "cuda" and has_triton else "torch"
+    return backend
+
+
+def logprobs_and_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    temperature: float = 1.0,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """log p(targets) and entropy of softmax(hidden @ weight.T / temperature), fused with the head.
+
+    hidden (N, H) and weight (V, H) of one floating dtype, targets (N,) int64 in [0, V).
+    Returns (logp, entropy), both (N,) fp32, differentiable w.r.t. hidden and weight.
+    Raises ValueError on malformed input or an unknown backend.
+    """
+    _check_linear_inputs(hidden, weight, targets, temperature)
+    if _resolve_backend(backend, hidden.device) == "torch":
+        return torch_logprobs_and_entropy(hidden, weight, targets, temperature)
+    if importlib.util.find_spec("triton") is None:
+        raise RuntimeError("backend='triton' needs the triton package; use backend='torch'")
+    from kernels.logprob_triton import triton_logprobs_and_entropy
+
+    return triton_logprobs_and_entropy(hidden, weight, targets, temperature)
+
+
+def logprobs_and_entropy_from_logits(
+    logits: Tensor, targets: Tensor, temperature: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """log p(targets) and entropy of softmax(logits / temperature), computed in fp32.
+
+    logits (N, V) of any floating dtype, targets (N,) int64 in [0, V).
+    Returns (logp, entropy), both (N,) fp32, differentiable w.r.t. logits.
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 2:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a 2-D (N, V) tensor, got {shape}")
+    if logits.dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if logits.shape[1] == 0:
+        raise ValueError("logits have an empty vocabulary (V = 0)")
+    if isinstance(targets, Tensor) and targets.device != logits.device:
+        raise ValueError(f"targets on {targets.device} but logits on {logits.device}")
+    _check_targets(targets, logits.shape[0], logits.shape[1])
+    _check_temperature(temperature)
+    return torch_logprobs_and_entropy_from_logits(logits, targets, temperature)
