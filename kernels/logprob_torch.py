@@ -113,16 +113,19 @@ def grad_logits(
 
     A row whose target lies in another vocab chunk gets only the -p_j terms here.
     """
+    v = z.shape[1]
+    in_chunk = (local_targets >= 0) & (local_targets < v)  # (n,)
+    col = local_targets.clamp(0, v - 1)[:, None]  # (n, 1)
     logp_all = z - lse[:, None]  # (n, v)
+    # The target column takes the forward's logp_y: z_y - lse would lose a confident row's
+    # 1 - p_y ~ 1e-6 to the rounding of lse (one ulp of 22 is 2e-6).
+    logp_all.scatter_(1, col, torch.where(in_chunk, logp, logp_all.gather(1, col)[:, 0])[:, None])
     p = torch.exp(logp_all)
     dz = torch.zeros_like(z)
     if g_lp is not None:
         dz -= p * g_lp[:, None]
         # Overwrite the target column's -p_y g with (1 - p_y) g: adding g to -p_y g would cancel
         # catastrophically when p_y -> 1; -expm1(logp_y) is exact there.
-        v = z.shape[1]
-        in_chunk = (local_targets >= 0) & (local_targets < v)
-        col = local_targets.clamp(0, v - 1)[:, None]  # (n, 1)
         target_grad = torch.where(in_chunk, -torch.expm1(logp) * g_lp, dz.gather(1, col)[:, 0])
         dz.scatter_(1, col, target_grad[:, None])
     if g_ent is not None:

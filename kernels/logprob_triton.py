@@ -116,9 +116,11 @@ def _merge_stats(m_a, dm1_a, s_a, m_b, dm1_b, s_b):
 def _grad_logits_tile(z, cols, col_mask, y, lse, logp_y, one_minus_p_y, ent, g_lp, g_ent):
     """dL/dz for a (BLOCK_N, BLOCK_V) tile; zero on masked columns and on rows with zero grads."""
     valid = col_mask[None, :]
-    logp = tl.where(valid, z - lse[:, None], 0.0)  # (BLOCK_N, BLOCK_V)
-    p = tl.where(valid, tl.exp(logp), 0.0)
     is_target = cols[None, :] == y[:, None]
+    logp = tl.where(valid, z - lse[:, None], 0.0)  # (BLOCK_N, BLOCK_V)
+    # The forward's logp_y keeps a confident row's tiny 1 - p_y, which z_y - lse rounds away.
+    logp = tl.where(is_target, logp_y[:, None], logp)
+    p = tl.where(valid, tl.exp(logp), 0.0)
     # Target column: (1 - p_y) g_lp with 1 - p_y precomputed as -expm1(logp_y); subtracting
     # p_y from 1 here would cancel when the row is confident.
     d_lp = tl.where(is_target, one_minus_p_y[:, None], -p) * g_lp[:, None]
@@ -348,6 +350,14 @@ class LaunchConfig:
     num_stages: int
 
 
+# (BLOCK_N, BLOCK_V, BLOCK_H, num_warps, num_stages) on CUDA, by input dtype; see pick_config.
+GPU_TILES = {
+    torch.float16: (64, 128, 32, 8, 3),
+    torch.bfloat16: (64, 128, 32, 8, 3),
+    torch.float32: (32, 64, 32, 4, 2),
+}
+
+
 def pick_config(n_rows: int, vocab: int, hidden: int, dtype: torch.dtype) -> LaunchConfig:
     """Tile sizes by a small rule table; split_v so that small N still fills the device.
 
@@ -360,15 +370,12 @@ def pick_config(n_rows: int, vocab: int, hidden: int, dtype: torch.dtype) -> Lau
     """
     if INTERPRETED:
         block_n, block_h = 16, 32
-        block_v = min(1024, max(64, triton.next_power_of_2(vocab // 16)))
+        block_v = min(4096, max(64, triton.next_power_of_2(vocab // 16)))
         num_warps, num_stages = 1, 1
         # Pretend a 4-SM device so that the split-V path runs in small CPU tests.
         parallel_target = 4
     else:
-        if dtype == torch.float32:
-            block_n, block_v, block_h, num_warps, num_stages = 32, 64, 32, 4, 2
-        else:
-            block_n, block_v, block_h, num_warps, num_stages = 64, 128, 32, 8, 3
+        block_n, block_v, block_h, num_warps, num_stages = GPU_TILES[dtype]
         device = torch.cuda.current_device()
         parallel_target = 2 * torch.cuda.get_device_properties(device).multi_processor_count
     n_blocks = triton.cdiv(max(n_rows, 1), block_n)
