@@ -1,0 +1,115 @@
+"""Held-out evaluation and the test-time-compute metrics.
+
+    res = evaluate(policy, tok, task, task.heldout(500), max_new_tokens=96)
+    res.metrics["eval_accuracy"]                         # pass@1 (greedy by default)
+    res = evaluate(..., samples=8, temperature=1.0)      # + pass@8, maj@8, best_of_8
+
+With k samples per question:
+- pass@k: some sample is correct (unbiased estimator 1 - C(n-c, k) / C(n, k)
+  with n = k samples, i.e. "any correct").
+- maj@k (self-consistency): the answers vote (`task.answer_key` canonicalises
+  them, e.g. "1,234" and "1234" are one vote); the most frequent one is
+  graded. Completions with no answer do not vote.
+- best_of_k: the sample the outcome reward model scores highest is graded.
+  Here the reward model is the task's rule-based reward (accuracy + format
+  weight), a perfect verifier, so best-of-k is an upper bound that a learned
+  reward model could only approach.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from math import comb
+
+import torch
+
+from model import Tokenizer, Transformer, generate
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    records: list[dict] = field(default_factory=list)  # one per question: samples and grades
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_vote(keys: list[str | None], correct: list[float]) -> float:
+    """Accuracy of the most common answer key (ties: the earliest-seen key wins)."""
+    votes = Counter(k for k in keys if k is not None)
+    if not votes:
+        return 0.0
+    best = max(votes.values())
+    winner = next(k for k in keys if k is not None and votes[k] == best)
+    return correct[keys.index(winner)]
+
+
+@torch.no_grad()
+def evaluate(
+    policy: Transformer, tok: Tokenizer, task, examples: list[dict], *, max_new_tokens: int,
+    samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, stop_strings=("</answer>",),
+    batch_size: int = 512, seed: int = 0, autocast=None, progress=None,
+) -> EvalResult:  # fmt: skip
+    """Generate `samples` completions per example and grade them; metrics prefixed eval_."""
+    if samples > 1 and temperature == 0:
+        raise ValueError("several samples per question need temperature > 0")
+    records: list[dict] = []
+    per_batch = max(1, batch_size // samples)
+    for b0 in range(0, len(examples), per_batch):
+        chunk = examples[b0 : b0 + per_batch]
+        prompts = tok.encode_batch([task.prompt(ex) for ex in chunk])
+        with autocast() if autocast else nullcontext():
+            out = generate(
+                policy, prompts, max_new_tokens=max_new_tokens, num_samples=samples,
+                temperature=temperature, top_p=top_p if top_p < 1 else None,
+                eos_ids=tok.eos_ids, stop_strings=list(stop_strings), tokenizer=tok,
+                pad_id=tok.pad_id, seed=seed + b0,
+            )  # fmt: skip
+        ids = out.completions()
+        texts = tok.decode_batch(ids)
+        for j, ex in enumerate(chunk):
+            rows = range(j * samples, (j + 1) * samples)
+            scores = [task.score(texts[r], ex) for r in rows]
+            records.append({
+                "example": ex,
+                "completions": [texts[r] for r in rows],
+                "lengths": [len(ids[r]) for r in rows],
+                "truncated": [out.finish_reasons[r] == "length" for r in rows],
+                "scores": scores,
+                "keys": [task.answer_key(texts[r], ex) for r in rows],
+            })  # fmt: skip
+        if progress:
+            progress(min(b0 + per_batch, len(examples)), len(examples))
+    return EvalResult(summarise(records, samples), records)
+
+
+def summarise(records: list[dict], samples: int) -> dict[str, float]:
+    n_q = max(1, len(records))
+    flat = [s for r in records for s in r["scores"]]
+    n_s = max(1, len(flat))
+    m = {
+        "eval_accuracy": sum(s["accuracy"] for s in flat) / n_s,  # pass@1 (mean over samples)
+        "eval_format_rate": sum(s["format"] for s in flat) / n_s,
+        "eval_reward": sum(s["reward"] for s in flat) / n_s,
+        "eval_completion_len_mean": sum(n for r in records for n in r["lengths"]) / n_s,
+        "eval_truncated_frac": sum(t for r in records for t in r["truncated"]) / n_s,
+    }
+    if samples > 1:
+        k = samples
+        m[f"eval_pass@{k}"] = sum(
+            pass_at_k(k, int(sum(s["accuracy"] for s in r["scores"])), k) for r in records
+        ) / n_q
+        m[f"eval_maj@{k}"] = sum(
+            majority_vote(r["keys"], [s["accuracy"] for s in r["scores"]]) for r in records
+        ) / n_q
+        m[f"eval_best_of_{k}"] = sum(
+            max(r["scores"], key=lambda s: s["reward"])["accuracy"] for r in records
+        ) / n_q
+    return m

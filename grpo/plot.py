@@ -1,0 +1,146 @@
+"""Plot how a run evolves: response length, reward, accuracy, format rate, entropy, KL.
+
+    python -m grpo.plot RUN_DIR [RUN_DIR ...] [--out DIR] [--labels a,b,c]
+
+Reads each run's metrics.jsonl and writes one PNG per quantity (runs overlaid,
+one legend entry per run; held-out evaluation points drawn as markers on the
+same axes) plus overview.png with all six. Default output folder: RUN_DIR/plots
+for one run, plots/ in the current folder for several. Needs matplotlib
+(`pip install -e ".[plot]"`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# (file stem, title, training-row key, evaluation-row key or None)
+PANELS = [
+    ("length", "completion length (tokens)", "completion_len_mean", "eval_completion_len_mean"),
+    ("reward", "reward", "reward", "eval_reward"),
+    ("accuracy", "accuracy", "accuracy", "eval_accuracy"),
+    ("format", "format rate", "format_rate", "eval_format_rate"),
+    ("entropy", "entropy (nats/token)", "entropy", None),
+    ("kl", "KL to reference (k3)", "kl", None),
+]
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "plotting needs matplotlib: pip install -e \".[plot]\" (the run's metrics.jsonl "
+            "is complete without it)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """(training rows, evaluation rows) of a run folder's metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (is {run_dir} a run folder?)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "reward" in r and "eval_accuracy" not in r]
+    evals = [r for r in rows if "eval_accuracy" in r]
+    return train, evals
+
+
+def plot_runs(
+    run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None,
+    panels: list[str] | None = None, smooth: int = 1,
+) -> list[Path]:  # fmt: skip
+    """Write one PNG per panel plus overview.png; returns the paths written."""
+    plt = _matplotlib()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = labels or [Path(d).name for d in run_dirs]
+    if len(labels) != len(run_dirs):
+        raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    data = [read_metrics(d) for d in run_dirs]
+    chosen = [p for p in PANELS if panels is None or p[0] in panels]
+    written = []
+
+    def draw(ax, panel):
+        _, title, key, ekey = panel
+        for i, ((train, evals), label) in enumerate(zip(data, labels)):
+            color = f"C{i}"
+            xs = [r["step"] for r in train if key in r]
+            ys = _smooth([r[key] for r in train if key in r], smooth)
+            if xs:
+                ax.plot(xs, ys, color=color, label=f"{label} (train)" if ekey else label, lw=1.4)
+            if ekey:
+                ex = [r["step"] for r in evals if ekey in r]
+                ey = [r[ekey] for r in evals if ekey in r]
+                if ex:
+                    ax.plot(ex, ey, color=color, ls="--", marker="o", ms=4,
+                            label=f"{label} (held-out)")  # fmt: skip
+        ax.set_title(title)
+        ax.set_xlabel("GRPO step")
+        ax.grid(alpha=0.3)
+
+    for panel in chosen:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        draw(ax, panel)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{panel[0]}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    cols = 3
+    rows = (len(chosen) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, chosen):
+        draw(ax, panel)
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path = out_dir / "overview.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def _smooth(ys: list[float], k: int) -> list[float]:
+    if k <= 1:
+        return ys
+    out, acc = [], []
+    for y in ys:
+        acc.append(y)
+        if len(acc) > k:
+            acc.pop(0)
+        out.append(sum(acc) / len(acc))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grpo.plot", description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl")
+    ap.add_argument("--out", help="output folder (default RUN/plots, or plots/ for several)")
+    ap.add_argument("--labels", help="comma-separated legend labels, one per run")
+    ap.add_argument("--smooth", type=int, default=1, help="moving-average window for train rows")
+    args = ap.parse_args(argv)
+    out = args.out or (Path(args.runs[0]) / "plots" if len(args.runs) == 1 else Path("plots"))
+    try:
+        paths = plot_runs(args.runs, out, args.labels.split(",") if args.labels else None,
+                          smooth=args.smooth)  # fmt: skip
+    except (ImportError, FileNotFoundError, ValueError) as e:
+        print(f"grpo.plot: error: {e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

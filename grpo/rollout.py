@@ -1,0 +1,143 @@
+"""Rollouts: sample G completions per question, score them, and pack them for the loss.
+
+    ro = rollout(policy, tok, task, examples, cfg, seed)      # sampling + rewards
+    batch = pack(ro, tok.pad_id, device)                       # tensors for the update
+    logp, ent = completion_logprobs(policy, batch, rows, T=1.0)  # (n, Tc) per token
+
+Shape legend: B questions, G samples per question, N = B*G completions,
+P padded prompt length, Tc longest completion, H hidden, V vocab.
+
+Batch layout: each row is [left-padded prompt | completion | right padding],
+so every completion starts at column P. The logits that predict completion
+token t come from the hidden state at column P + t - 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+import kernels
+from model import Tokenizer, Transformer, generate
+from model.generate import left_pad
+
+if Path(kernels.__file__).resolve().parent.parent != Path(__file__).resolve().parent.parent:
+    raise ImportError(
+        f"`kernels` resolved to {kernels.__file__}, not this repository's kernels/ package "
+        "(PyPI has an unrelated package of that name). Run from the repository root."
+    )
+
+
+@dataclass
+class Rollout:
+    examples: list[dict]  # (B) the questions
+    prompt_ids: list[list[int]]  # (B) prompt token ids
+    completion_ids: list[list[int]]  # (N) sampled ids, EOS / stop tokens included
+    texts: list[str]  # (N) decoded completions
+    finish_reasons: list[str]  # (N) "stop" or "length"
+    scores: list[dict[str, float]]  # (N) task.score(...) of each completion
+    rewards: Tensor  # (N,) fp32 rewards used for advantages (truncation policy applied)
+    group_size: int
+
+    @property
+    def truncated(self) -> list[bool]:
+        return [r == "length" for r in self.finish_reasons]
+
+
+@dataclass
+class Batch:
+    input_ids: Tensor  # (N, P + Tc) prompt | completion | padding
+    attention_mask: Tensor  # (N, P + Tc) bool, real tokens
+    completion_mask: Tensor  # (N, Tc) bool, completion tokens that enter the loss
+    prompt_len: int  # P
+
+    @property
+    def completion_ids(self) -> Tensor:
+        return self.input_ids[:, self.prompt_len :]
+
+
+def rollout(
+    policy: Transformer, tok: Tokenizer, task, examples: list[dict], *, group_size: int,
+    max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+    stop_strings: list[str] = (), truncated: str = "zero", seed: int = 0,
+) -> Rollout:  # fmt: skip
+    """Sample `group_size` completions per example and score them with the task's rules."""
+    prompt_ids = tok.encode_batch([task.prompt(ex) for ex in examples])
+    out = generate(
+        policy, prompt_ids, max_new_tokens=max_new_tokens, num_samples=group_size,
+        temperature=temperature, top_p=top_p if top_p < 1 else None, top_k=top_k or None,
+        eos_ids=tok.eos_ids, stop_strings=stop_strings, tokenizer=tok, pad_id=tok.pad_id,
+        seed=seed,
+    )  # fmt: skip
+    completion_ids = out.completions()
+    texts = tok.decode_batch(completion_ids)
+    scores, rewards = [], []
+    for i, text in enumerate(texts):
+        s = task.score(text, examples[i // group_size])
+        scores.append(s)
+        cut = out.finish_reasons[i] == "length"
+        rewards.append(0.0 if (cut and truncated == "zero") else s["reward"])
+    return Rollout(
+        examples=examples, prompt_ids=prompt_ids, completion_ids=completion_ids, texts=texts,
+        finish_reasons=out.finish_reasons, scores=scores,
+        rewards=torch.tensor(rewards, dtype=torch.float32), group_size=group_size,
+    )  # fmt: skip
+
+
+def pack(ro: Rollout, pad_id: int, device: torch.device | str, truncated: str = "zero") -> Batch:
+    """Tensors for the update. With truncated == "mask", cut-off completions get no loss."""
+    G = ro.group_size
+    prompts = [ro.prompt_ids[i // G] for i in range(len(ro.completion_ids))]
+    p_ids, p_mask = left_pad(prompts, pad_id, "cpu")
+    Tc = max(1, max(len(c) for c in ro.completion_ids))
+    N = len(ro.completion_ids)
+    c_ids = torch.full((N, Tc), pad_id, dtype=torch.long)
+    c_mask = torch.zeros(N, Tc, dtype=torch.bool)
+    for i, c in enumerate(ro.completion_ids):
+        c_ids[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
+        c_mask[i, : len(c)] = True
+    loss_mask = c_mask.clone()
+    if truncated == "mask":
+        loss_mask[torch.tensor(ro.truncated, dtype=torch.bool)] = False
+    return Batch(
+        input_ids=torch.cat([p_ids, c_ids], 1).to(device),
+        attention_mask=torch.cat([p_mask, c_mask], 1).to(device),
+        completion_mask=loss_mask.to(device),
+        prompt_len=p_ids.shape[1],
+    )
+
+
+def completion_logprobs(
+    model: Transformer, batch: Batch, rows: Tensor | slice, temperature: float = 1.0,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Per-token log-probs and entropies (n, Tc) fp32 of the completion tokens of `rows`.
+
+    Uses the fused kernel on hidden states and the LM head weight, so the
+    (tokens x V) logits are never materialised. Positions outside the
+    completion mask are 0. Log-probs are of softmax(logits / temperature),
+    the distribution the tokens were sampled from.
+    """
+    P = batch.prompt_len
+    attn = batch.attention_mask[rows]
+    Tc = attn.shape[1] - P
+    # Trim the columns past this micro-batch's longest completion.
+    Tm = max(1, int(attn[:, P:].sum(1).max()))
+    ids, attn = batch.input_ids[rows][:, : P + Tm], attn[:, : P + Tm]
+    m = batch.completion_mask[rows][:, :Tm]
+    hidden = model.hidden_states(ids, attn)  # (n, P + Tm, H)
+    h = hidden[:, P - 1 : -1]  # (n, Tm, H): the state before each completion token
+    logp = torch.zeros(m.shape, dtype=torch.float32, device=h.device)
+    ent = torch.zeros(m.shape, dtype=torch.float32, device=h.device)
+    if m.any():
+        w = model.head_weight
+        lp, en = kernels.logprobs_and_entropy(
+            h[m], w.to(h.dtype), ids[:, P:][m], temperature=temperature, backend=backend
+        )
+        logp = logp.masked_scatter(m, lp)
+        ent = ent.masked_scatter(m, en)
+    pad = (0, Tc - Tm)
+    return torch.nn.functional.pad(logp, pad), torch.nn.functional.pad(ent, pad)
