@@ -60,6 +60,9 @@ _NUMBER = re.compile(
     r"(?P<sign>[+-]?)(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]*))?"
 )
 _BOXED = "\\boxed{"
+# No completion from a real generation budget comes near this (8192 tokens are
+# ~40k characters); anything longer is hostile and fails the format check.
+MAX_COMPLETION_CHARS = 100_000
 
 
 def check_format(completion: str, primer: str = "") -> bool:
@@ -76,8 +79,12 @@ def check_format(completion: str, primer: str = "") -> bool:
 
     `primer` is the text the prompt ended with (e.g. "<think>"); the completion
     continues it, so with primer "<think>" the completion must not open
-    <think> again.
+    <think> again. Completions over MAX_COMPLETION_CHARS fail.
+    Tasks add one more condition (`Task.score`): the answer must be well formed
+    for the task (a number, a computable expression).
     """
+    if len(completion) > MAX_COMPLETION_CHARS:
+        return False
     text = primer + completion
     start = _skip_whitespace(text, 0)
     if not text.startswith(THINK_OPEN, start):
@@ -129,8 +136,11 @@ def extract_answer(completion: str) -> str | None:
     return completion[start + len(ANSWER_OPEN) : end].strip()
 
 
-def countdown_value(expr: str, numbers: list[int]) -> Fraction | None:
+def countdown_value(expr: str, numbers: list[int] | None) -> Fraction | None:
     """Exact value of a Countdown expression that uses each of `numbers` exactly once.
+
+    With `numbers=None` any literals are allowed: the expression is only
+    checked to be well formed and computable (used for the format reward).
 
     Grammar: non-negative integer literals, binary + - * /, parentheses,
     spaces. Unary minus (and plus) is rejected: Countdown combines the given
@@ -151,7 +161,7 @@ def countdown_value(expr: str, numbers: list[int]) -> Fraction | None:
         return None
     # Cheap multiset check before parsing; the AST walk checks again on the
     # parsed constants, which is what actually counts.
-    if Counter(int(lit) for lit in literals) != Counter(numbers):
+    if numbers is not None and Counter(int(lit) for lit in literals) != Counter(numbers):
         return None
     if _paren_depth(expr) is None:
         return None
@@ -161,7 +171,7 @@ def countdown_value(expr: str, numbers: list[int]) -> Fraction | None:
         return None
     used: list[int] = []
     value = _evaluate(tree.body, used, depth=1)
-    if value is None or Counter(used) != Counter(numbers):
+    if value is None or (numbers is not None and Counter(used) != Counter(numbers)):
         return None
     return value
 
@@ -218,6 +228,20 @@ def countdown_expression(answer: str, target: int) -> str | None:
     if len(rhs) > MAX_LITERAL_DIGITS or not rhs.isascii() or not rhs.isdigit():
         return None
     return lhs if int(rhs) == target else None
+
+
+def countdown_wellformed(answer: str) -> bool:
+    """True iff `answer` is a computable whitelisted expression (any numbers, any value).
+
+    The equation form "expr = N" is well formed for any integer N (a false
+    claim is a wrong answer, not a malformed one).
+    """
+    expr, eq, rhs = answer.partition("=")
+    if eq:
+        rhs = rhs.strip()
+        if len(rhs) > MAX_LITERAL_DIGITS or not rhs.isascii() or not rhs.isdigit():
+            return False
+    return countdown_value(expr.strip(), None) is not None
 
 
 def countdown_correct(answer: str, numbers: list[int], target: int) -> bool:

@@ -45,6 +45,7 @@ from grpo.rewards import (
     countdown_correct,
     countdown_expression,
     countdown_value,
+    countdown_wellformed,
     extract_answer,
     normalize_number,
 )
@@ -107,10 +108,23 @@ class Task(ABC):
     def prompt(self, example: Example) -> str:
         return build_prompt(example["question"], self.template)
 
+    def answer_wellformed(self, answer: str, example: Example) -> bool:
+        """Whether the answer has the task's answer format (right or wrong)."""
+        return bool(answer.strip())
+
     def score(self, completion: str, example: Example) -> dict[str, float]:
-        """Score text generated after the prompt (the template's primer is not in it)."""
-        format_ok = float(check_format(completion, self.primer))
+        """Score text generated after the prompt (the template's primer is not in it).
+
+        format = the tag structure (grpo.rewards.check_format) AND an answer in
+        the task's answer format (a number; a computable expression). So a
+        well-tagged "9**9**9" or "3/(1-1)" earns nothing, not even the format bonus.
+        """
         answer = extract_answer(completion)
+        format_ok = float(
+            check_format(completion, self.primer)
+            and answer is not None
+            and self.answer_wellformed(answer, example)
+        )
         accuracy = float(answer is not None and self.is_correct(answer, example))
         return {
             "reward": combine_reward(
@@ -212,6 +226,9 @@ class AdditionTask(GeneratedTask):
     def is_correct(self, answer: str, example: Example) -> bool:
         return normalize_number(answer) == str(example["target"])
 
+    def answer_wellformed(self, answer: str, example: Example) -> bool:
+        return normalize_number(answer) is not None
+
     def answer_key(self, completion: str, example: Example) -> str | None:
         answer = extract_answer(completion)
         return None if answer is None else normalize_number(answer)
@@ -291,6 +308,9 @@ class CountdownTask(GeneratedTask):
 
     def is_correct(self, answer: str, example: Example) -> bool:
         return countdown_correct(answer, example["numbers"], example["target"])
+
+    def answer_wellformed(self, answer: str, example: Example) -> bool:
+        return countdown_wellformed(answer)
 
     def answer_key(self, completion: str, example: Example) -> str | None:
         """The exact value of a valid expression ("98", "7/3"), else "invalid:<text>"."""
@@ -437,6 +457,11 @@ class JsonlTask(Task):
         if reference is None:
             return answer.strip() == example["answer"].strip()
         return normalize_number(answer) == reference
+
+    def answer_wellformed(self, answer: str, example: Example) -> bool:
+        if normalize_number(example["answer"]) is None:
+            return bool(answer.strip())
+        return normalize_number(answer) is not None
 
     def answer_key(self, completion: str, example: Example) -> str | None:
         answer = extract_answer(completion)

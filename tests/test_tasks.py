@@ -292,8 +292,13 @@ def test_hostile_completion_scores_zero_fast(task_name, case, tmp_path):
     completion, example = HOSTILE[case], HOSTILE_EXAMPLES[task_name]
     got = task.score(completion, example)
     assert got["accuracy"] == 0.0, f"{case}: accuracy {got}"
-    # Only the structural bonus is possible; e.g. "1 MB thinking" is well formed.
-    assert got["reward"] == pytest.approx(0.1 * got["format"]), f"{case}: {got}"
+    if task_name == "jsonl_text":
+        # Free-text references accept any non-empty answer as well formed, so a
+        # well-tagged short answer may still earn the format bonus (never more).
+        assert got["reward"] == pytest.approx(0.1 * got["format"]), f"{case}: {got}"
+    else:
+        # Tasks with a numeric / expression answer format: nothing at all.
+        assert got["reward"] == 0.0 and got["format"] == 0.0, f"{case}: {got}"
     elapsed = best_time(lambda: task.score(completion, example))
     assert elapsed < 0.05, f"{task_name}/{case}: score took {elapsed * 1e3:.1f} ms"
     elapsed = best_time(lambda: task.answer_key(completion, example))
@@ -309,6 +314,31 @@ def test_pow_tower_with_matching_numbers(text, base):
     assert task.score(answer(text), example)["accuracy"] == 0.0
     elapsed = best_time(lambda: task.score(answer(text), example))
     assert elapsed < 0.05, f"{text}: score took {elapsed * 1e3:.1f} ms"
+
+
+@pytest.mark.parametrize(
+    "task_name,text,fmt",
+    [
+        ("countdown", "1 / (1 - 1)", 0.0),  # division by zero: not computable
+        ("countdown", "1 + 1 + 1 = 4", 1.0),  # a false claim: wrong, but well formed
+        ("countdown", "7 * 8", 1.0),  # other numbers: wrong, but well formed
+        ("countdown", "three", 0.0),
+        ("addition", "abc", 0.0),
+        ("addition", "1,234", 1.0),
+    ],
+)
+def test_format_needs_a_wellformed_answer(task_name, text, fmt):
+    task = get_task(task_name)
+    got = task.score(answer(text), HOSTILE_EXAMPLES[task_name])
+    assert got["format"] == fmt and got["accuracy"] == 0.0, f"{text!r}: {got}"
+
+
+def test_overlong_completion_fails_format():
+    from grpo.rewards import MAX_COMPLETION_CHARS, check_format
+
+    ok = "<think>" + "a" * (MAX_COMPLETION_CHARS - 40) + "</think><answer>3</answer>"
+    assert check_format(ok)
+    assert not check_format("<think>" + "a" * MAX_COMPLETION_CHARS + "</think><answer>3</answer>")
 
 
 def test_hostile_with_primer_fails_format():
