@@ -48,10 +48,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# One (chunk_n, chunk_v) fp32 logits chunk is 8 MiB; a handful of temporaries of that size live at
-# once. Large enough that each matmul is efficient on CPU, small enough to be negligible next to
-# the (N, V) logits of the naive path (N = 16k, V = 152k: 9.3 GiB in fp32).
-DEFAULT_CHUNK_N = 256
+# One (chunk_n, chunk_v) fp32 logits chunk is 16 MiB; a few temporaries of that size live at
+# once. Large enough that per-op overhead and small matmuls do not dominate on CPU, small enough
+# to be negligible next to the naive path's (N, V) logits (N = 16k, V = 152k: 9.3 GiB in fp32).
+DEFAULT_CHUNK_N = 512
 DEFAULT_CHUNK_V = 8192
 
 RowStats = tuple[Tensor, Tensor, Tensor]  # (m, dm1, s), each (n,) fp32
@@ -62,14 +62,15 @@ RowStats = tuple[Tensor, Tensor, Tensor]  # (m, dm1, s), each (n,) fp32
 
 def tile_stats(z: Tensor) -> RowStats:
     """Online-softmax statistics (m, dm1, s) of an (n, v) fp32 logits tile, per row."""
-    m = z.amax(dim=1)  # (n,)
+    m, argmax = z.max(dim=1)  # (n,), (n,)
     zc = z - m[:, None]  # (n, v), <= 0
     e = torch.exp(zc)
-    is_max = zc == 0
-    # Every column equal to the max contributes exactly 1: count them, and subtract the 1 from
-    # the count before adding the small mass (1 + 3e-6 - 1 in fp32 would keep one digit of it).
-    dm1 = torch.where(is_max, 0.0, e).sum(dim=1) + (is_max.sum(dim=1) - 1).float()
-    s = (e * zc).sum(dim=1)
+    # The max column contributes exactly exp(0) = 1: drop it from the sum instead of
+    # subtracting 1 afterwards (1 + 3e-6 - 1 in fp32 keeps one digit of the 3e-6). Other columns
+    # tied with the max still add exact ones. s is unchanged, since zc = 0 there.
+    e.scatter_(1, argmax[:, None], 0.0)
+    dm1 = e.sum(dim=1)
+    s = e.mul_(zc).sum(dim=1)
     return m, dm1, s
 
 
@@ -111,7 +112,8 @@ def grad_logits(
 ) -> Tensor:
     """dL/dz for an (n, v) fp32 logits chunk; local_targets may fall outside [0, v).
 
-    A row whose target lies in another vocab chunk gets only the -p_j terms here.
+    A row whose target lies in another vocab chunk gets only the -p_j terms here. A missing
+    upstream gradient (None) counts as zero.
     """
     v = z.shape[1]
     in_chunk = (local_targets >= 0) & (local_targets < v)  # (n,)
@@ -121,30 +123,32 @@ def grad_logits(
     # 1 - p_y ~ 1e-6 to the rounding of lse (one ulp of 22 is 2e-6).
     logp_all.scatter_(1, col, torch.where(in_chunk, logp, logp_all.gather(1, col)[:, 0])[:, None])
     p = torch.exp(logp_all)
-    dz = torch.zeros_like(z)
-    if g_lp is not None:
-        dz -= p * g_lp[:, None]
-        # Overwrite the target column's -p_y g with (1 - p_y) g: adding g to -p_y g would cancel
-        # catastrophically when p_y -> 1; -expm1(logp_y) is exact there.
-        target_grad = torch.where(in_chunk, -torch.expm1(logp) * g_lp, dz.gather(1, col)[:, 0])
-        dz.scatter_(1, col, target_grad[:, None])
-    if g_ent is not None:
-        dz -= g_ent[:, None] * p * (logp_all + entropy[:, None])
+    # Off the target column: dz = p * (-g_ent * logp - (g_ent * entropy + g_lp)), one addcmul.
+    zeros = torch.zeros_like(logp)
+    g_lp = g_lp if g_lp is not None else zeros
+    neg_g_ent = -g_ent if g_ent is not None else zeros
+    row_term = neg_g_ent * entropy - g_lp  # (n,)
+    dz = torch.addcmul(row_term[:, None], logp_all, neg_g_ent[:, None]).mul_(p)
+    # The target column, from per-row values: (1 - p_y) g_lp with 1 - p_y = -expm1(logp_y),
+    # because 1 - p_y computed from p_y cancels catastrophically when p_y -> 1.
+    target_grad = -torch.expm1(logp) * g_lp + neg_g_ent * torch.exp(logp) * (logp + entropy)
+    dz.scatter_(1, col, torch.where(in_chunk, target_grad, dz.gather(1, col)[:, 0])[:, None])
     return dz
 
 
 # ------------------------------------------------------------------------- fused linear path
 
 
-def _logits_chunk(h32: Tensor, weight: Tensor, v0: int, v1: int, temperature: float) -> Tensor:
-    """(n, H) fp32 rows x weight[v0:v1] -> (n, v) fp32 logits.
+def _logits_chunk(h_scaled: Tensor, weight: Tensor, v0: int, v1: int) -> Tensor:
+    """(n, H) fp32 rows, already divided by T, x weight[v0:v1] -> (n, v) fp32 logits.
 
     The weight chunk is upcast *before* the matmul. A bf16 matmul would round every logit to
     bf16 (absolute error up to 0.06 at |z| = 16) before the softmax; the upcast is exact, so the
     only error left is fp32 accumulation, which is also what the Triton kernel does (its bf16
-    products are exact in fp32 and accumulate in fp32).
+    products are exact in fp32 and accumulate in fp32). Dividing the (n, H) rows by T instead
+    of the (n, v) logits saves a pass over the larger tensor.
     """
-    return (h32 @ weight[v0:v1].float().T) / temperature
+    return h_scaled @ weight[v0:v1].float().T
 
 
 class _ChunkedLinearLogprobEntropy(torch.autograd.Function):
@@ -158,18 +162,18 @@ class _ChunkedLinearLogprobEntropy(torch.autograd.Function):
         entropy = torch.empty_like(lse)
         for n0 in range(0, n_rows, chunk_n):
             n1 = min(n0 + chunk_n, n_rows)
-            h32 = hidden[n0:n1].float()  # (n, H)
+            h_scaled = hidden[n0:n1].float() / temperature  # (n, H)
             y = targets[n0:n1]
             stats = None
             z_target = torch.zeros(n1 - n0, dtype=torch.float32, device=hidden.device)
             for v0 in range(0, vocab, chunk_v):
                 v1 = min(v0 + chunk_v, vocab)
-                z = _logits_chunk(h32, weight, v0, v1, temperature)  # (n, v)
-                tile = tile_stats(z)
-                stats = tile if stats is None else merge_stats(stats, tile)
+                z = _logits_chunk(h_scaled, weight, v0, v1)  # (n, v)
                 in_chunk = (y >= v0) & (y < v1)
                 col = (y - v0).clamp(0, v1 - v0 - 1)[:, None]
                 z_target = torch.where(in_chunk, z.gather(1, col)[:, 0], z_target)
+                tile = tile_stats(z)
+                stats = tile if stats is None else merge_stats(stats, tile)
             lse[n0:n1], logp[n0:n1], entropy[n0:n1] = finalize_stats(stats, z_target)
 
         ctx.save_for_backward(hidden, weight, targets, lse, logp, entropy)
@@ -195,21 +199,21 @@ class _ChunkedLinearLogprobEntropy(torch.autograd.Function):
         dw = torch.zeros(weight.shape, **f32) if need_dw else None  # (V, H)
         for n0 in range(0, n_rows, chunk_n):
             n1 = min(n0 + chunk_n, n_rows)
-            h32 = hidden[n0:n1].float()  # (n, H)
+            h_scaled = hidden[n0:n1].float() / temperature  # (n, H)
             rows = slice(n0, n1)
             g_lp_c = g_lp[rows] if g_lp is not None else None
             g_ent_c = g_ent[rows] if g_ent is not None else None
             for v0 in range(0, vocab, chunk_v):
                 v1 = min(v0 + chunk_v, vocab)
-                z = _logits_chunk(h32, weight, v0, v1, temperature)  # (n, v)
+                z = _logits_chunk(h_scaled, weight, v0, v1)  # (n, v)
                 dz = grad_logits(
                     z, targets[rows] - v0, lse[rows], logp[rows], entropy[rows], g_lp_c, g_ent_c
                 )
-                dz /= temperature  # chain rule through z = W h / T
+                # Chain rule through z = (h / T) W^T: dW sees the scaled rows, dh gets 1 / T.
                 if dh is not None:
-                    dh[rows] += dz @ weight[v0:v1].float()  # (n, H)
+                    dh[rows] += (dz @ weight[v0:v1].float()) / temperature  # (n, H)
                 if dw is not None:
-                    dw[v0:v1] += dz.T @ h32  # (v, H)
+                    dw[v0:v1] += dz.T @ h_scaled  # (v, H)
         dh = dh.to(hidden.dtype) if dh is not None else None
         dw = dw.to(weight.dtype) if dw is not None else None
         return dh, dw, None, None, None, None

@@ -472,13 +472,12 @@ def backward_launch(
 class _TritonLogprobEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, temperature, split_v):
-        hidden, weight = hidden.contiguous(), weight.contiguous()
         n_rows, hid = hidden.shape
         cfg = pick_config(n_rows, weight.shape[0], hid, hidden.dtype)
         if split_v is not None:
             cfg = LaunchConfig(**{**cfg.__dict__, "split_v": split_v})
         if n_rows == 0:  # an empty grid is not launchable
-            lse = logp = entropy = hidden.new_zeros(0, dtype=torch.float32)
+            lse, logp, entropy = hidden.new_zeros(3, 0, dtype=torch.float32)
         else:
             lse, logp, entropy = forward_launch(hidden, weight, targets, 1.0 / temperature, cfg)
         ctx.save_for_backward(hidden, weight, targets, lse, logp, entropy)

@@ -306,6 +306,26 @@ def test_empty_batch(backend):
     assert dh.shape == (0, 16) and torch.all(dw == 0)
 
 
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_strided_inputs(backend):
+    """Views are read through their strides: a column-sliced hidden and a transposed weight."""
+    hidden_wide, _, targets = make_inputs(21, 300, 48)
+    weight_t = (torch.randn(150, 48, generator=torch.Generator().manual_seed(2)) * 0.2).to(DEVICE)
+    weight_t.requires_grad_()  # (H, V) storage
+    hidden = hidden_wide[:, ::2]  # (21, 150), strides (300, 2)
+    weight = weight_t.T  # (48, 150), strides (1, 48)
+    assert not hidden.is_contiguous() and not weight.is_contiguous()
+    logp, entropy = run(backend, hidden, weight, targets, 0.7)
+    h64, w64, ref_logp, ref_entropy = reference(hidden, weight, targets, 0.7)
+    assert_values_close(logp, ref_logp, 2e-5, f"{backend} logp")
+    assert_values_close(entropy, ref_entropy, 2e-5, f"{backend} entropy")
+    got = torch.autograd.grad(logp.sum() + entropy.sum(), [hidden_wide, weight_t])
+    want = torch.autograd.grad(ref_logp.sum() + ref_entropy.sum(), [h64, w64])
+    assert_grad_close(got[0][:, ::2], want[0], 1e-5, f"{backend} dh")
+    assert_grad_close(got[1].T, want[1], 1e-5, f"{backend} dW")
+    assert torch.all(got[0][:, 1::2] == 0), "columns outside the view received gradient"
+
+
 def test_public_function_routes_every_backend_to_the_same_answer():
     hidden, weight, targets = make_inputs(9, 24, 77)
     backends = ["auto", "torch"] + (["triton"] if HAS_TRITON else [])
