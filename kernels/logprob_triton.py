@@ -40,6 +40,7 @@ Tests: python -m pytest -q tests/test_kernels.py
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -358,15 +359,19 @@ GPU_TILES = {
 }
 
 
-def pick_config(n_rows: int, vocab: int, hidden: int, dtype: torch.dtype) -> LaunchConfig:
+def pick_config(
+    n_rows: int, vocab: int, hidden: int, dtype: torch.dtype, device: torch.device
+) -> LaunchConfig:
     """Tile sizes by a small rule table; split_v so that small N still fills the device.
 
     The GPU tiles were chosen without GPU access, by compiling for sm_90 and reading ptxas
     resource usage, not by timing: 16-bit 64 x 128 x 32 tiles at 8 warps are the largest that
     compile without register spills in all three kernels (BLOCK_H = 64 spills in backward:
     the int64 pointer tiles cost two registers per element). fp32 inputs (plain FMA, no tensor
-    cores) use 32 x 64 x 32 at 4 warps. Under the interpreter tiles are small and about 16
-    vocab tiles cover V whatever its size, because the interpreter pays per tile, not per element.
+    cores) use 32 x 64 x 32 at 4 warps. At 255 registers per thread only one 8-warp program
+    fits on an SM, so split_v aims at one program per SM: more would only grow the
+    (SPLIT_V, N, H) fp32 dh buffer. Under the interpreter tiles are small and about 16 vocab
+    tiles cover V whatever its size, because the interpreter pays per tile, not per element.
     """
     if INTERPRETED:
         block_n, block_h = 16, 32
@@ -376,8 +381,7 @@ def pick_config(n_rows: int, vocab: int, hidden: int, dtype: torch.dtype) -> Lau
         parallel_target = 4
     else:
         block_n, block_v, block_h, num_warps, num_stages = GPU_TILES[dtype]
-        device = torch.cuda.current_device()
-        parallel_target = 2 * torch.cuda.get_device_properties(device).multi_processor_count
+        parallel_target = torch.cuda.get_device_properties(device).multi_processor_count
     n_blocks = triton.cdiv(max(n_rows, 1), block_n)
     v_tiles = triton.cdiv(vocab, block_v)
     split_v = 1
@@ -387,6 +391,7 @@ def pick_config(n_rows: int, vocab: int, hidden: int, dtype: torch.dtype) -> Lau
 
 
 def _kernel_constants(dtype: torch.dtype) -> dict:
+    """The constexpr arguments shared by the three kernels."""
     return {
         "UPCAST": INTERPRETED,
         # tl.dot on fp32 operands defaults to TF32 (10-bit mantissa); fp32 callers expect fp32.
@@ -473,13 +478,15 @@ class _TritonLogprobEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, temperature, split_v):
         n_rows, hid = hidden.shape
-        cfg = pick_config(n_rows, weight.shape[0], hid, hidden.dtype)
+        cfg = pick_config(n_rows, weight.shape[0], hid, hidden.dtype, hidden.device)
         if split_v is not None:
             cfg = LaunchConfig(**{**cfg.__dict__, "split_v": split_v})
         if n_rows == 0:  # an empty grid is not launchable
             lse, logp, entropy = hidden.new_zeros(3, 0, dtype=torch.float32)
         else:
-            lse, logp, entropy = forward_launch(hidden, weight, targets, 1.0 / temperature, cfg)
+            # Triton launches on the current CUDA device, which need not be the inputs' device.
+            with torch.cuda.device(hidden.device) if hidden.is_cuda else nullcontext():
+                lse, logp, entropy = forward_launch(hidden, weight, targets, 1 / temperature, cfg)
         ctx.save_for_backward(hidden, weight, targets, lse, logp, entropy)
         ctx.inv_temp, ctx.cfg = 1.0 / temperature, cfg
         ctx.set_materialize_grads(False)
@@ -506,9 +513,10 @@ class _TritonLogprobEntropy(torch.autograd.Function):
                 g_ent.float() if g_ent is not None else zeros,
             ]
         ).contiguous()  # (6, N)
-        dh, dw = backward_launch(
-            hidden, weight, targets, row_vectors, ctx.inv_temp, ctx.cfg, need_dh, need_dw
-        )
+        with torch.cuda.device(hidden.device) if hidden.is_cuda else nullcontext():
+            dh, dw = backward_launch(
+                hidden, weight, targets, row_vectors, ctx.inv_temp, ctx.cfg, need_dh, need_dw
+            )
         return dh, dw, None, None, None
 
 

@@ -191,7 +191,8 @@ def test_split_v_partials_merge_to_the_same_result():
     from kernels.logprob_triton import pick_config
 
     n, h, v = 5, 32, 1000
-    assert pick_config(n, v, h, torch.float32).split_v > 1, "small N should split the vocab"
+    cfg = pick_config(n, v, h, torch.float32, torch.device(DEVICE))
+    assert cfg.split_v > 1, "small N should split the vocab"
     hidden, weight, targets = make_inputs(n, h, v)
     for split_v in (1, 3, 100):  # 100 > number of vocab tiles: clamped to one tile per split
         check_against_reference("triton", hidden, weight, targets, 0.7, split_v=split_v)
