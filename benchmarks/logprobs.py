@@ -27,11 +27,13 @@ CPU (no CUDA, or --cpu): a reduced fp32 comparison of the chunked PyTorch twin
 
     python benchmarks/logprobs.py --cpu
 
-Each CPU variant runs in a fresh subprocess. Memory there is the growth of the process's
-resident set during one forward + backward: Linux's peak-RSS counter (VmHWM) is reset after a
-warm-up run and read afterwards, minus the RSS before; glibc is told to mmap every block of
-64 KiB or more so that freed tensors leave the RSS instead of staying cached. Time is the
-median wall-clock time of --iters runs.
+Each CPU variant runs in two fresh subprocesses. Memory is the growth of the process's resident
+set during one forward + backward: Linux's peak-RSS counter (VmHWM) is reset after a warm-up run
+and read afterwards, minus the RSS before; glibc is told to mmap every block of 64 KiB or more,
+so that freed tensors leave the RSS instead of staying cached. Time is the median wall-clock
+time of --iters runs after a warm-up, in a second process with the default allocator settings.
+Use --threads 1 on a shared machine: with every core busy elsewhere, each parallel op of the
+many small ones in the twin can wait milliseconds for a descheduled thread.
 """
 
 from __future__ import annotations
