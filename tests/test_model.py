@@ -276,3 +276,28 @@ def test_num_params_matches_module():
         with torch.device("meta"):
             m = Transformer(cfg)
         assert cfg.num_params == sum(p.numel() for p in m.parameters()), name
+
+
+def test_activation_checkpointing_gives_identical_gradients():
+    m = _tiny(seed=4).train()
+    x = _ids(2, 19, seed=4)
+    grads, calls = [], []
+    n_calls = [0]
+    mlp = m.model.layers[0].mlp
+    inner = mlp.forward
+
+    def counting_forward(*a):  # forward hooks do not fire during recomputation
+        n_calls[0] += 1
+        return inner(*a)
+
+    mlp.forward = counting_forward
+    for ckpt in (False, True):
+        m.zero_grad(set_to_none=True)
+        m.gradient_checkpointing = ckpt
+        n_calls[0] = 0
+        m(x).float().logsumexp(-1).sum().backward()
+        calls.append(n_calls[0])
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters()})
+    assert calls == [1, 2], f"block forward calls {calls}: checkpointing must recompute in backward"
+    for n in grads[0]:
+        assert torch.equal(grads[0][n], grads[1][n]), f"checkpointing changed the gradient of {n}"
