@@ -81,6 +81,9 @@ def plot_runs(
                 if ex:
                     ax.plot(ex, ey, color=color, ls="--", marker="o", ms=4,
                             label=f"{label} (held-out)")  # fmt: skip
+        if key == "kl" and not any("kl" in r for train, _ in data for r in train):
+            ax.text(0.5, 0.5, "no KL logged: beta = 0, no reference model", transform=ax.transAxes,
+                    ha="center", va="center", color="gray")  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("GRPO step")
         ax.grid(alpha=0.3)

@@ -338,6 +338,8 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
         m = finalize_metrics(sums)
         m.pop("tokens", None)
+        if self.ref is None:
+            m.pop("kl", None)  # beta = 0: there is no reference model to compare with
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
 

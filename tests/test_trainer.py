@@ -289,3 +289,12 @@ def test_checkpoint_pruning(tmp_path):
     names = sorted(p.name for p in (t.run_dir / "checkpoints").glob("step_*"))
     assert names == ["step_000003", "step_000004"]
     assert os.path.exists(t.run_dir / "checkpoints" / "latest")
+
+
+def test_beta_zero_builds_no_reference_model(tmp_path):
+    t = _trainer(tmp_path, "nokl", beta=0.0, mu=1, mini_batches=1)
+    assert t.ref is None
+    row = t.train_step()
+    assert "kl" not in row and "entropy" in row
+    t2 = _trainer(tmp_path, "kl", beta=0.01)
+    assert t2.ref is not None and not any(p.requires_grad for p in t2.ref.parameters())
