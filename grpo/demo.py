@@ -132,9 +132,8 @@ Log = Callable[[str], None]
 __all__ = [
     "DEFAULT_CONFIG", "EOS", "MODES", "TAGS", "TEMPLATE", "TRANSCRIPT_MODES", "BuildConfig",
     "build_base", "build_corpus", "classify_completion", "column_steps", "corpus_records",
-    "corpus_task", "transcript_completion",
-    "ensure_demo_base", "format_report", "inspect_base", "measure", "pack_rows", "pretrain",
-    "scratchpad", "validate_base", "worked_example",
+    "corpus_task", "ensure_demo_base", "format_report", "inspect_base", "measure", "pack_rows",
+    "pretrain", "scratchpad", "transcript_completion", "validate_base", "worked_example",
 ]  # fmt: skip
 
 
@@ -147,7 +146,7 @@ class BuildConfig:
     transcript_share: float = 0.5  # R1-Zero transcripts; the rest are worked examples
     answer_share: float = 0.62  # within transcripts: " <answer>c</answer>"
     empty_think_share: float = 0.25  # " <think></think> <answer>c</answer>"
-    scratchpad_share: float = 0.08  # " <think> STEPS </think> <answer>c</answer>"
+    scratchpad_share: float = 0.08  # " <think> WORK </think> <answer>c</answer>"
     number_share: float = 0.05  # " c"
     tokenizer_docs: int = 2_000  # corpus sample the BPE merges are learned from
     vocab_size: int = 512  # BPE target; the corpus saturates below it (the real V is smaller)
@@ -595,7 +594,10 @@ def inspect_base(
     greedy: temperature 0, one completion each (what eval sees at step 0).
     sampled: temperature 1, `samples` each (what GRPO's rollouts see).
     forced_scratchpad: greedy after forcing " <think> " (the scratchpad's own
-    start), i.e. how often the careful mode is right when it is used.
+    start), i.e. how often the careful mode is right when it is used; the 3
+    forced tokens count for the score, not for the length.
+    Lengths are generated tokens, the EOS or the "</answer>" that ended a
+    completion included.
     """
     model = load_pretrained(path, dtype=torch.float32)
     tok = Tokenizer.from_dir(path)
@@ -608,6 +610,9 @@ def inspect_base(
     greedy = _complete(model, tok, prompts, max_new_tokens, 1, 0.0, seed, batch_size)
     sampled = _complete(model, tok, prompts, max_new_tokens, samples, 1.0, seed, batch_size)
     scratch = _complete(model, tok, forced_prompts, max_new_tokens, 1, 0.0, seed, batch_size)
+    first: dict[str, str] = {}  # the first sampled completion in each mode
+    for text, _ in sampled:
+        first.setdefault(classify_completion(text), text)
     return {
         "base": str(path),
         "template": TEMPLATE,
@@ -618,7 +623,7 @@ def inspect_base(
         "forced_scratchpad": measure(task, examples, scratch, 1, prefix=forced),
         "examples": {
             "greedy": greedy[0][0],
-            "sampled": [t for t, _ in sampled[: 2 * samples]],
+            **{f"sampled {m}": first[m] for m in MODES if m in first},
             "forced_scratchpad": forced + scratch[0][0],
         },
         "seconds": round(time.time() - t0, 1),
@@ -626,23 +631,32 @@ def inspect_base(
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The `inspect` report as a table: one column per decoding, one row per measure."""
+    runs = ("greedy", "sampled", "forced_scratchpad")
+    heads = ("greedy (T=0)", "sampled (T=1)", 'forced " <think> "')
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    def row(label: str, cells: Sequence[str]) -> str:
+        return f"{label:22s}" + "".join(f"{c:>22s}" for c in cells)
+
     lines = [
-        f"base {report['base']}  template {report['template']}  held-out problems "
-        f"{report['heldout']}  prompt {report['prompt_tokens']:.1f} tokens",
-        f"{'':18s} {'n':>5s} {'acc':>6s} {'format':>7s} {'len':>6s}   "
-        + "  ".join(f"{m:>18s}" for m in MODES),
+        f"base {report['base']}, template {report['template']}, {report['heldout']} held-out "
+        f"problems, prompt {report['prompt_tokens']:.1f} tokens",
+        row("", heads),
+        row("completions", [str(report[r]["n"]) for r in runs]),
+        row("accuracy", [pct(report[r]["accuracy"]) for r in runs]),
+        row("format rate", [pct(report[r]["format_rate"]) for r in runs]),
+        row("mean length (tokens)", [f"{report[r]['mean_length']:.1f}" for r in runs]),
+        "mode: share (accuracy within the mode)",
     ]
-    for name in ("greedy", "sampled", "forced_scratchpad"):
-        r = report[name]
-        cells = []
-        for m in MODES:
-            a = r["mode_accuracy"][m]
-            cells.append(f"{r['mode_share'][m]:6.1%} (acc {'  -  ' if a is None else f'{a:5.1%}'})")
-        lines.append(
-            f"{name:18s} {r['n']:5d} {r['accuracy']:6.1%} {r['format_rate']:7.1%} "
-            f"{r['mean_length']:6.1f}   " + "  ".join(f"{c:>18s}" for c in cells)
-        )
-    lines.append("mode share (accuracy within the mode); len = completion tokens incl. EOS")
+    for m in MODES:
+        cells = [
+            f"{pct(report[r]['mode_share'][m])} ({pct(report[r]['mode_accuracy'][m])})"
+            for r in runs
+        ]
+        lines.append(row(f"  {m}", cells))
     for key, value in report["examples"].items():
         lines.append(f"example {key}: {value!r}")
     lines.append(f"({report['seconds']}s)")
