@@ -8,6 +8,7 @@ Builds here use a tiny model and a few dozen steps (seconds); the real build is
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import replace
@@ -41,7 +42,7 @@ from model import Tokenizer, load_pretrained
 TINY = replace(
     DEFAULT_CONFIG, num_docs=400, tokenizer_docs=200, hidden_size=32, intermediate_size=64,
     num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, seq_len=192, batch_size=4,
-    steps=24, warmup_steps=4,
+    steps=12, warmup_steps=3,
 )  # fmt: skip
 STEP = re.compile(r"(\d)\+(\d)\+(\d)=(\d+):(\d+)")
 QUESTION = re.compile(r"What is (\d+) \+ (\d+)")
@@ -325,8 +326,12 @@ def test_shipped_base_validates_and_loads():
 
 
 def test_shipped_files_are_plain_git_blobs():
-    attributes = Path(demo.REPO_ROOT, ".gitattributes")
-    text = attributes.read_text() if attributes.is_file() else ""
-    assert "filter=lfs" not in text or "demo-base" not in text, "the base must not go to LFS"
+    root = Path(demo.REPO_ROOT, ".gitattributes")
+    for line in root.read_text().splitlines() if root.is_file() else []:
+        pattern, *attrs = line.split() or [""]
+        matches = fnmatch.fnmatch("assets/demo-base/model.safetensors", pattern.lstrip("/"))
+        assert not ("filter=lfs" in attrs and matches), f"{root}: {line!r} sends the base to LFS"
+    rules = (SHIPPED_DIR.parent / ".gitattributes").read_text().splitlines()
+    assert "demo-base/** -text" in rules, "line-ending conversion would break the sha256s"
     head = (SHIPPED_DIR / "model.safetensors").read_bytes()[:64]
     assert not head.startswith(b"version https://git-lfs"), "model.safetensors is an LFS pointer"
