@@ -45,7 +45,7 @@ class TrainConfig:
     steps: int = _f(50, "GRPO steps (one rollout batch each)")
     prompts_per_step: int = _f(16, "questions per step (B)")
     group_size: int = _f(8, "completions sampled per question (G)")
-    max_new_tokens: int = _f(96, "completion budget in tokens")
+    max_new_tokens: int = _f(128, "completion budget in tokens")
     temperature: float = _f(1.0, "sampling temperature (also applied to training log-probs)")
     top_p: float = _f(1.0, "nucleus sampling threshold (1 = off)")
     top_k: int = _f(0, "top-k sampling (0 = off)")
@@ -70,7 +70,7 @@ class TrainConfig:
     lr: float = _f(1e-4, "peak learning rate (AdamW); the demo's tiny model takes 1e-4, "
                    "billion-parameter checkpoints want ~1e-6")
     min_lr_ratio: float = _f(0.1, "cosine schedule ends at lr * min_lr_ratio")
-    warmup_steps: int = _f(5, "linear warmup steps")
+    warmup_steps: int = _f(10, "linear warmup steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     adam_beta1: float = _f(0.9, "AdamW beta1")
     adam_beta2: float = _f(0.99, "AdamW beta2")
@@ -78,11 +78,12 @@ class TrainConfig:
     grad_checkpointing: bool = _f(False, "recompute each block in backward to save memory")
     logprob_backend: str = _f("auto", "log-prob/entropy backend: auto, triton, torch")
     # --- evaluation, logging, checkpoints
-    eval_every: int = _f(10, "held-out evaluation every N steps (and at step 0 and the end)")
+    eval_every: int = _f(5, "held-out evaluation every N steps (and at step 0 and the end)")
     eval_n: int = _f(500, "held-out problems per evaluation")
     eval_temperature: float = _f(0.0, "evaluation sampling temperature (0 = greedy)")
     eval_batch_size: int = _f(512, "prompts per generation batch during evaluation")
-    samples_per_eval: int = _f(4, "completions written to samples.jsonl per evaluation")
+    samples_per_eval: int = _f(4, "held-out completions written to samples.jsonl per evaluation "
+                               "(plus one training group at step 1 and every eval step)")
     save_every: int = _f(25, "checkpoint every N steps (and at the end); 0 = only at the end")
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
     log_every: int = _f(1, "console progress line every N steps")

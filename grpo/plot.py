@@ -91,7 +91,8 @@ def plot_runs(
     for panel in chosen:
         fig, ax = plt.subplots(figsize=(6, 4))
         draw(ax, panel)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / f"{panel[0]}.png"
         fig.savefig(path, dpi=110)

@@ -273,6 +273,13 @@ class Trainer:
         }
         self.step, self.data_pos = step, self.data_pos + cfg.prompts_per_step
         self.metrics.write(row)
+        if step % cfg.eval_every == 0 or step == 1:
+            # The first question's whole group: how the sampled modes shift over training.
+            for text, s, reason in zip(ro.texts[: cfg.group_size], ro.scores, ro.finish_reasons):
+                self.samples.write({
+                    "step": step, "kind": "train", "question": examples[0]["question"],
+                    "completion": text, "finish": reason, **s,
+                })  # fmt: skip
         timing = {"step": step, "rollout_s": t_rollout, "update_s": t_update,
                   "tokens_per_s": sum(lengths) / max(t_rollout, 1e-9)}  # fmt: skip
         self.timings.write(timing)
@@ -368,7 +375,7 @@ class Trainer:
         self.timings.write({"step": self.step, "eval_s": time.perf_counter() - t0})
         for rec in res.records[: cfg.samples_per_eval]:
             self.samples.write({
-                "step": self.step, "question": rec["example"]["question"],
+                "step": self.step, "kind": "eval", "question": rec["example"]["question"],
                 "completion": rec["completions"][0], **rec["scores"][0],
             })  # fmt: skip
         self.history.append(row)
