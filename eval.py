@@ -19,6 +19,7 @@ import sys
 
 os.environ.setdefault("MKL_CBWR", "AUTO")  # reproducible CPU numerics (see train_zero.py)
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # robust to busy cores (see train_zero.py)
 
 import json  # noqa: E402
 import time  # noqa: E402

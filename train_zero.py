@@ -19,6 +19,10 @@ import sys
 # alignment and pick thread counts dynamically. Must be set before torch loads.
 os.environ.setdefault("MKL_CBWR", "AUTO")
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+# Idle OpenMP threads sleep instead of spinning. With the default (spin, then
+# yield), one busy core elsewhere on a 2-core laptop made every small parallel
+# op wait for a time slice: a demo rollout took 10-30 s instead of 1.9 s.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
 
