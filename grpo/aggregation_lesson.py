@@ -35,17 +35,20 @@ def lesson_figure(run_dirs: list[Path], labels: list[str], out: Path) -> Path:
         train, evals = read_metrics(d)
         c = f"C{i}"
         ax_len.plot([r["step"] for r in train], [r["completion_len_mean"] for r in train],
-                    color=c, label=label)  # fmt: skip
+                    color=c, label=f"{label}: sampled")  # fmt: skip
+        ax_len.plot([r["step"] for r in evals], [r["eval_completion_len_mean"] for r in evals],
+                    color=c, ls="--", marker="o", ms=4, label="held-out (greedy)")  # fmt: skip
         ax_acc.plot([r["step"] for r in train], [r["accuracy"] for r in train], color=c,
                     alpha=0.35, lw=1)  # fmt: skip
         ax_acc.plot([r["step"] for r in evals], [r["eval_accuracy"] for r in evals], color=c,
                     marker="o", label=f"{label} (held-out)")  # fmt: skip
-    ax_len.set(title="mean completion length (tokens)", xlabel="GRPO step")
+    ax_len.set(title="mean completion length (tokens): training samples, held-out (dots)",
+               xlabel="GRPO step")  # fmt: skip
     ax_acc.set(title="accuracy: held-out (dots), training batches (faint)", xlabel="GRPO step",
                ylim=(0, 1))  # fmt: skip
     for ax in (ax_len, ax_acc):
         ax.grid(alpha=0.3)
-    ax_len.legend(fontsize=8)
+    ax_len.legend(fontsize=7, ncol=1)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
