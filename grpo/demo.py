@@ -1,4 +1,4 @@
-"""The tiny from-scratch base model that `train_zero.py` (no arguments) starts from.
+"""The from-scratch base models the demos start from: "demo" (CPU) and "demo-countdown" (GPU).
 
 R1-Zero needs a *base* model: one pretrained on text, not fine-tuned to follow
 a format. This module builds one for 3-4 digit addition in about ten minutes
@@ -8,8 +8,16 @@ of a 2-core CPU, ships it (assets/demo-base/), caches it, and measures it:
     python -m grpo.demo inspect      # modes, per-mode accuracy, format rate of the base
     python -m grpo.demo build --out /tmp/b --steps 100 --docs 5000   # a quick, weaker one
 
-    from grpo.demo import TEMPLATE, ensure_demo_base
-    path = ensure_demo_base()        # shipped copy if valid, else .cache/, else build
+    from grpo.demo import TEMPLATE, ensure_base
+    path = ensure_base("demo")       # shipped copy if valid, else .cache/, else build
+
+The GPU preset's base, "demo-countdown", is the same pipeline with a countdown
+corpus and a ~34M-parameter model; it is built on first use into
+.cache/demo-countdown-base/ (not shipped), see "The countdown base" below:
+
+    python -m grpo.demo build --base demo-countdown          # on CUDA if available
+    python -m grpo.demo inspect --base demo-countdown        # countdown modes and searches
+    path = ensure_base("demo-countdown")                     # what --model demo-countdown uses
 
 Template: "r1zero". The prompt ends with "Assistant:" and the model must open
 <think> itself, as in the paper. Measured on 500 held-out problems (numbers
@@ -79,11 +87,48 @@ manifest.json: the build parameters, training stats and the sha256 of every
 file. `ensure_demo_base` rebuilds a folder whose parameters differ from the
 current `BuildConfig` (stale) or whose files are missing or do not match their
 hashes (corrupt), and logs why.
+
+The countdown base (`CountdownBuildConfig`, `countdown_corpus_records`). The
+same two lessons, applied to search. Problems come from
+`get_task("countdown").train_example(i)` (3-4 numbers in 1..99, target
+1..999); every document ends with <|endoftext|>:
+
+    50%  R1-Zero transcripts, the trainer's exact prompt, then one of
+           60%  " <answer>EXPR</answer>"                    direct answer
+           22%  " <think></think> <answer>EXPR</answer>"    empty thinking
+           12%  " <think> SEARCH </think> <answer>EXPR</answer>"
+                  (15% of these give up: EXPR is their last, wrong, try)
+            6%  " EXPR"                                     bare expression, no tags
+    50%  worked examples: the task's question, ". Work it out: SEARCH and the
+         answer is EXPR." (always solved)
+
+SEARCH restates the numbers and the target, then writes tries. A try is a
+full path of steps "a op b=c" (larger operand first, positive integers up to
+999, no fractions), each followed by the numbers left, until one number
+remains: " yes." if it is the target, " no." if not. Failed tries are random
+first steps whose last step is the one that lands nearest the target
+(`countdown_guess`); a solved search ends with a solution found by a
+randomised depth-first search (`countdown_solve`). Then "so" and the answer
+built one substitution at a time, so the answer is a copy of the last form:
+
+    67 65 79 to 780: 67+65=132 [79 132], 132+79=211 no. 79-67=12 [65 12],
+    65*12=780 yes. so 65*12 = 65*(79-67)
+
+The number of failed tries before the solution is k with P(k) ~ 0.6**k, k <= 3
+(mean ~0.9): the base learns to try, check and try again, and RL can learn to
+try more (longer responses) and to give up less. ". Work it out: " and
+". Assistant: <think> " are 6 tokens each, so the search starts as far from
+the question in both kinds (tests pin it). Model: hidden 512, 8 layers, 8
+heads of 64, SwiGLU 2048, ~34M parameters; rows of 768 tokens (the longest
+document is ~480); 2,500 steps x 64 rows (~123M token slots, ~1.7 epochs of
+300k documents) at lr 1e-3, bf16 autocast on CUDA. Its RL run:
+configs/gpu-countdown.toml; what is and is not measured: configs/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -95,14 +140,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from grpo.rewards import check_format
+from grpo.rewards import check_format, countdown_wellformed
 from grpo.tasks import get_task
 from model.checkpoint import fsync_dir, load_pretrained, save_pretrained, write_json_atomic
 from model.config import ModelConfig
@@ -141,6 +186,7 @@ __all__ = [
 class BuildConfig:
     """Everything that decides the weights of a build (all of it goes into the manifest)."""
 
+    task: ClassVar[str] = "addition"  # not a field: the shipped manifest predates it
     seed: int = 0  # corpus, tokenizer sample, model init and data order
     num_docs: int = 70_000  # documents in the corpus
     transcript_share: float = 0.5  # R1-Zero transcripts; the rest are worked examples
@@ -268,6 +314,356 @@ def build_corpus(num_docs: int, seed: int, config: BuildConfig = DEFAULT_CONFIG)
     return [text for _, _, text in corpus_records(num_docs, seed, config)]
 
 
+# ----------------------------------------------------------------------------- countdown corpus
+COUNTDOWN_MODES = ("answer", "empty_think", "scratchpad", "bare")
+COUNTDOWN_ALL_MODES = (*COUNTDOWN_MODES, "other")  # what `classify_countdown` can return
+MAX_VALUE = 999  # default cap on every number a written search holds (~2% of problems need more)
+
+
+@dataclass(frozen=True)
+class CountdownBuildConfig:
+    """The GPU preset's base ("demo-countdown"): everything that decides its weights.
+
+    Same pipeline as `BuildConfig` (corpus, BPE, packing, AdamW), another corpus
+    and a ~34M-parameter model. `task` is not a field (the manifest gets it from
+    `to_dict`), so it cannot be replaced into a wrong value.
+    """
+
+    task: ClassVar[str] = "countdown"
+    seed: int = 0  # corpus, tokenizer sample, model init and data order
+    num_docs: int = 300_000  # documents in the corpus (~60M tokens, ~90 s to generate)
+    transcript_share: float = 0.5  # R1-Zero transcripts; the rest are worked examples
+    answer_share: float = 0.6  # within transcripts: " <answer>expr</answer>"
+    empty_think_share: float = 0.22  # " <think></think> <answer>expr</answer>"
+    scratchpad_share: float = 0.12  # " <think> SEARCH </think> <answer>expr</answer>"
+    bare_share: float = 0.06  # " expr", no tags
+    retry_ratio: float = 0.6  # P(k failed tries before the solution) ~ retry_ratio**k
+    max_failed_tries: int = 3  # k <= this (and a give-up has 1 .. this + 1 failed tries)
+    give_up_share: float = 0.15  # transcript searches that stop after a failed try
+    max_value: int = MAX_VALUE  # no step result above this: every number has <= 3 digits
+    tokenizer_docs: int = 2_000  # corpus sample the BPE merges are learned from
+    vocab_size: int = 1024  # BPE target; the corpus saturates below it
+    hidden_size: int = 512
+    intermediate_size: int = 2048
+    num_layers: int = 8
+    num_heads: int = 8
+    num_kv_heads: int = 8  # plain multi-head attention: no GQA path in SDPA's masked kernels
+    head_dim: int = 64
+    seq_len: int = 768  # tokens per packed row; the longest document is ~465
+    batch_size: int = 64  # rows per step
+    steps: int = 2500
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 0.1  # on matrices only
+    grad_clip: float = 1.0
+    version: int = 1  # bump when the corpus generator or the training loop changes
+
+    def __post_init__(self) -> None:
+        shares = [getattr(self, f"{m}_share") for m in COUNTDOWN_MODES]
+        if any(s < 0 for s in shares) or not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
+            raise ValueError(f"transcript mode shares must be >= 0 and sum to 1, got {shares}")
+        for name in ("transcript_share", "give_up_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.retry_ratio < 0 or self.max_failed_tries < 0:
+            raise ValueError("need retry_ratio >= 0 and max_failed_tries >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, **asdict(self)}
+
+    def model_config(self, vocab_size: int, eos_id: int) -> ModelConfig:
+        return BuildConfig.model_config(self, vocab_size, eos_id)  # type: ignore[arg-type]
+
+
+COUNTDOWN_CONFIG = CountdownBuildConfig()
+AnyConfig = BuildConfig | CountdownBuildConfig
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a search: `a op b = value` (a >= b), and the numbers left after it."""
+
+    a: int
+    op: str
+    b: int
+    value: int
+    left: tuple[int, ...]  # the pool after the step: untouched numbers, then `value`
+    i: int  # positions of a and b in the pool before the step (not written)
+    j: int
+
+    def text(self) -> str:
+        return f"{self.a}{self.op}{self.b}={self.value}"
+
+
+def _combine(a: int, op: str, b: int, max_value: int = MAX_VALUE) -> int | None:
+    """a op b for a >= b if it is a positive integer <= max_value, else None."""
+    if op == "+":
+        v = a + b
+    elif op == "-":
+        v = a - b
+    elif op == "*":
+        v = a * b
+    else:
+        v = a // b if b and a % b == 0 else 0
+    return v if 0 < v <= max_value else None
+
+
+def countdown_moves(
+    pool: Sequence[int], max_value: int = MAX_VALUE
+) -> list[tuple[int, int, str, int]]:
+    """Every step from `pool`: (i, j, op, value), pool[i] >= pool[j], positive integer results.
+
+    These are the real game's rules (no negatives, no fractions), plus a cap:
+    every number the search writes is a positive integer of at most 3 digits,
+    so every step is arithmetic a small model can learn to do in one go.
+    """
+    out = []
+    for i in range(len(pool)):
+        for j in range(i + 1, len(pool)):
+            hi, lo = (i, j) if pool[i] >= pool[j] else (j, i)
+            for op in "+-*/":
+                v = _combine(pool[hi], op, pool[lo], max_value)
+                if v is not None:
+                    out.append((hi, lo, op, v))
+    return out
+
+
+def _step(pool: Sequence[int], move: tuple[int, int, str, int]) -> Step:
+    i, j, op, v = move
+    left = tuple(x for k, x in enumerate(pool) if k not in (i, j)) + (v,)
+    return Step(pool[i], op, pool[j], v, left, i, j)
+
+
+def countdown_solve(
+    numbers: Sequence[int], target: int, rng: random.Random, budget: int = 20_000,
+    max_value: int = MAX_VALUE,
+) -> tuple[Step, ...] | None:  # fmt: skip
+    """A solution as steps (depth-first, moves in random order), or None within `budget` nodes.
+
+    Random order, so the corpus shows many different solutions, not always the
+    first in some fixed order. The task's own generator may use negative or
+    fractional intermediates; this search finds one without them, every number
+    <= max_value (999), for all but ~2% of problems (those are left out of the corpus).
+    """
+    nodes = [budget]
+
+    def search(pool: tuple[int, ...]) -> tuple[Step, ...] | None:
+        if len(pool) == 1:
+            return () if pool[0] == target else None
+        moves = countdown_moves(pool, max_value)
+        rng.shuffle(moves)
+        for move in moves:
+            nodes[0] -= 1
+            if nodes[0] < 0:
+                return None
+            step = _step(pool, move)
+            rest = search(step.left)
+            if rest is not None:
+                return (step, *rest)
+        return None
+
+    return search(tuple(numbers))
+
+
+def countdown_guess(
+    numbers: Sequence[int], target: int, rng: random.Random, max_value: int = MAX_VALUE
+) -> tuple[Step, ...] | None:
+    """A plausible try: random steps, then the last step whose value is closest to the target.
+
+    The last step is the one a searcher can choose by looking (which of a + b,
+    a - b, a * b, a / b lands nearest?); the earlier ones are guesses.
+    """
+    pool, steps = tuple(numbers), []
+    while len(pool) > 1:
+        moves = countdown_moves(pool, max_value)
+        if not moves:
+            return None
+        if len(pool) == 2:
+            move = min(moves, key=lambda m: abs(m[3] - target))
+        else:
+            move = rng.choice(moves)
+        steps.append(_step(pool, move))
+        pool = steps[-1].left
+    return tuple(steps)
+
+
+def expression_forms(numbers: Sequence[int], steps: Sequence[Step]) -> list[str]:
+    """The last step's left side, then one earlier result replaced per form by its own step.
+
+    [81*4, (9+72)*4] for 9 72 4 -> 324: the final expression is a copy of the
+    last form, and each form is the one before with one number, the leftmost
+    that a step produced, expanded in parentheses (the lesson of the addition
+    base: the answer must be a copy, never a reassembly done in one go).
+    """
+    # An expression node: a number (int), or [value, op, left, right, expanded].
+    pool: list[Any] = list(numbers)
+    for s in steps:  # replay by position: equal values of different origin stay apart
+        a, b = pool[s.i], pool[s.j]
+        pool = [n for k, n in enumerate(pool) if k not in (s.i, s.j)]
+        pool.append([s.value, s.op, a, b, False])
+    root = pool[0]
+    if isinstance(root, int):  # a single number: no steps
+        return [str(root)]
+
+    def render(node: Any, top: bool) -> str:
+        if isinstance(node, int):
+            return str(node)
+        if not node[4]:
+            return str(node[0])
+        text = f"{render(node[2], False)}{node[1]}{render(node[3], False)}"
+        return text if top else f"({text})"
+
+    def first_collapsed(node: Any) -> Any:
+        if isinstance(node, int):
+            return None
+        if not node[4]:
+            return node
+        return first_collapsed(node[2]) or first_collapsed(node[3])
+
+    root[4] = True
+    forms = [render(root, True)]
+    while (node := first_collapsed(root)) is not None:
+        node[4] = True
+        forms.append(render(root, True))
+    return forms
+
+
+@dataclass(frozen=True)
+class Search:
+    """A written search: tries (each a full path to one number), solved or given up."""
+
+    numbers: tuple[int, ...]
+    target: int
+    tries: tuple[tuple[Step, ...], ...]
+
+    @property
+    def solved(self) -> bool:
+        return self.tries[-1][-1].value == self.target
+
+    @property
+    def forms(self) -> list[str]:
+        return expression_forms(self.numbers, self.tries[-1])
+
+    @property
+    def expression(self) -> str:
+        """The answer: the last form (a wrong expression if the search gave up)."""
+        return self.forms[-1]
+
+    def text(self) -> str:
+        """The scratchpad, e.g. (one failed try, then the solution):
+
+        67 65 79 to 780: 67+65=132 [79 132], 132+79=211 no. 79-67=12 [65 12],
+        65*12=780 yes. so 65*12 = 65*(79-67)
+        """
+        head = " ".join(map(str, self.numbers)) + f" to {self.target}:"
+        tries = []
+        for steps in self.tries:
+            words = [f"{s.text()} [{' '.join(map(str, s.left))}]" for s in steps[:-1]]
+            last = steps[-1]
+            words.append(f"{last.text()} {'yes' if last.value == self.target else 'no'}")
+            tries.append(", ".join(words) + ".")
+        return f"{head} {' '.join(tries)} so {' = '.join(self.forms)}"
+
+
+def countdown_search(
+    example: dict[str, Any], rng: random.Random, config: CountdownBuildConfig = COUNTDOWN_CONFIG,
+    give_up: bool = False,
+) -> Search | None:  # fmt: skip
+    """A search for `example`: k failed tries, then a solution (or, with `give_up`, k + 1
+    failed tries and no solution). None if no solution without negatives or fractions exists.
+
+    k ~ retry_ratio**k for k = 0 .. max_failed_tries. Failed tries are distinct
+    `countdown_guess`es that miss the target.
+    """
+    numbers, target = tuple(example["numbers"]), example["target"]
+    solution = countdown_solve(numbers, target, rng, max_value=config.max_value)
+    if solution is None:
+        return None
+    ks = range(config.max_failed_tries + 1)
+    k = rng.choices(ks, [config.retry_ratio**i for i in ks])[0] + int(give_up)
+    failed: list[tuple[Step, ...]] = []
+    seen: set[tuple[str, ...]] = set()
+    for _ in range(20 * k):
+        if len(failed) == k:
+            break
+        guess = countdown_guess(numbers, target, rng, config.max_value)
+        if guess is None or guess[-1].value == target:
+            continue
+        key = tuple(s.text() for s in guess)
+        if key not in seen:
+            seen.add(key)
+            failed.append(guess)
+    if give_up and not failed:
+        return None
+    tries = tuple(failed) if give_up else (*failed, solution)
+    return Search(numbers, target, tries)
+
+
+def countdown_completion(mode: str, search: Search) -> str:
+    """The text after "Assistant:" for one of COUNTDOWN_MODES (EOS not included)."""
+    expr = search.expression
+    if mode == "answer":
+        return f" <answer>{expr}</answer>"
+    if mode == "empty_think":
+        return f" <think></think> <answer>{expr}</answer>"
+    if mode == "scratchpad":
+        return f" <think> {search.text()} </think> <answer>{expr}</answer>"
+    if mode == "bare":
+        return f" {expr}"
+    raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(COUNTDOWN_MODES)}")
+
+
+def countdown_worked_example(example: dict[str, Any], search: Search) -> str:
+    """The question as the task asks it, then the search, no template (EOS not included)."""
+    # ". Work it out: " is as many tokens as ". Assistant: <think> " (6), so the
+    # search starts as far from the question as in a transcript.
+    # The search is followed by a space, as by " </think>" in a transcript, so
+    # its last token is the same in both (".", like ")" , would merge with ")").
+    work = search.text()
+    return f"{example['question']}. Work it out: {work} and the answer is {search.expression}."
+
+
+def countdown_task(seed: int = 0):
+    """The countdown task whose train stream the corpus draws from (and the trainer uses)."""
+    return get_task("countdown", seed=seed, template=TEMPLATE)
+
+
+def countdown_corpus_records(
+    num_docs: int, seed: int, config: CountdownBuildConfig = COUNTDOWN_CONFIG
+) -> list[tuple[str, dict[str, Any], str]]:
+    """(kind, example, text) per document; kind is a mode of COUNTDOWN_MODES or "worked".
+
+    Every direct answer, and every worked example, is right; transcript
+    scratchpads give up (answer their last, wrong, try) `give_up_share` of
+    the time. The ~2% of train problems with no solution in positive
+    integers <= max_value are skipped, so document i is not train problem i.
+    """
+    task = countdown_task(seed)
+    rng = random.Random(f"demo-countdown-corpus/{seed}")
+    modes = list(COUNTDOWN_MODES)
+    weights = [getattr(config, f"{m}_share") for m in modes]
+    records: list[tuple[str, dict[str, Any], str]] = []
+    index = 0
+    while len(records) < num_docs:
+        example = task.train_example(index)
+        index += 1
+        if rng.random() < config.transcript_share:
+            kind = rng.choices(modes, weights)[0]
+            give_up = kind == "scratchpad" and rng.random() < config.give_up_share
+            search = countdown_search(example, rng, config, give_up)
+            if search is None:
+                continue
+            text = task.prompt(example) + countdown_completion(kind, search)
+        else:
+            search = countdown_search(example, rng, config)
+            if search is None:
+                continue
+            kind, text = "worked", countdown_worked_example(example, search)
+        records.append((kind, example, text + EOS))
+    return records
+
+
 # ----------------------------------------------------------------------------- modes
 _STEP = re.compile(r"\d\+\d\+\d=\d+:\d+")
 
@@ -293,6 +689,75 @@ def classify_completion(completion: str) -> str:
     if text.isdigit():
         return "number"
     return "other"
+
+
+_COUNTDOWN_STEP = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
+
+
+def classify_countdown(completion: str) -> str:
+    """Which countdown mode a completion is in: one of COUNTDOWN_ALL_MODES.
+
+    answer: starts with <answer>; empty_think: "<think></think>" then more;
+    scratchpad: a <think> block holding at least one step "a op b=c"; bare: no
+    tags, only a computable expression; other: anything else.
+    """
+    text = completion.replace(EOS, " ").strip()
+    if text.startswith("<answer>"):
+        return "answer"
+    if text.startswith("<think>"):
+        end = text.find("</think>")
+        if end < 0:
+            return "other"
+        inner = text[len("<think>") : end]
+        if not inner.strip():
+            return "empty_think"
+        return "scratchpad" if _COUNTDOWN_STEP.search(inner) else "other"
+    if text and countdown_wellformed(text):
+        return "bare"
+    return "other"
+
+
+def _exact(a: int, op: str, b: int) -> int | None:
+    """a op b if it is an integer (any size, any sign), else None."""
+    if op == "/":
+        return a // b if b and a % b == 0 else None
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def search_stats(completions: Sequence[str], target_of: Sequence[int]) -> dict[str, Any]:
+    """How written searches go: steps whose arithmetic is right, tries, "yes" claims.
+
+    Over the <think> blocks of `completions` that hold steps (any mode text
+    after the block is ignored); `target_of[i]` is the target of completion i.
+    A try ends with " yes." or " no."; a "yes" is honest when that try's last
+    step is right and equals the target.
+    """
+    searches = steps = right = tries = yes = honest = 0
+    for text, target in zip(completions, target_of):
+        start, end = text.find("<think>"), text.find("</think>")
+        inner = text[start + 7 : end if end >= 0 else len(text)] if start >= 0 else ""
+        found = _COUNTDOWN_STEP.findall(inner)
+        if not found:
+            continue
+        searches += 1
+        steps += len(found)
+        right += sum(_exact(int(a), op, int(b)) == int(c) for a, op, b, c in found)
+        for chunk in re.split(r"(?<= yes\.)|(?<= no\.)", inner):
+            if chunk.endswith(" yes.") or chunk.endswith(" no."):
+                tries += 1
+            if chunk.endswith(" yes."):
+                yes += 1
+                last = _COUNTDOWN_STEP.findall(chunk)
+                if last:
+                    a, op, b, c = last[-1]
+                    honest += int(_exact(int(a), op, int(b)) == int(c) == target)
+    return {
+        "searches": searches,
+        "step_accuracy": right / steps if steps else None,
+        "tries_per_search": tries / searches if searches else None,
+        "yes_claims": yes,
+        "honest_yes": honest / yes if yes else None,
+    }
 
 
 # ----------------------------------------------------------------------------- packing
@@ -326,14 +791,14 @@ def pack_rows(docs: Sequence[Sequence[int]], row_len: int, pad_id: int, window: 
 
 
 # ----------------------------------------------------------------------------- pretraining
-def train_tokenizer(corpus: Sequence[str], config: BuildConfig) -> Tokenizer:
+def train_tokenizer(corpus: Sequence[str], config: AnyConfig) -> Tokenizer:
     return train_bpe_tokenizer(
         corpus[: config.tokenizer_docs], config.vocab_size, special_tokens=(EOS,),
         atomic_strings=TAGS,
     )  # fmt: skip
 
 
-def lr_at(step: int, config: BuildConfig) -> float:
+def lr_at(step: int, config: AnyConfig) -> float:
     """Linear warmup to lr, then cosine to lr * min_lr_ratio at the last step."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
@@ -343,32 +808,62 @@ def lr_at(step: int, config: BuildConfig) -> float:
     return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-def pretrain(config: BuildConfig, log: Log = print, log_every: int = 50):
-    """Corpus -> tokenizer -> packed rows -> trained model. Returns (model, tokenizer, stats)."""
+def corpus_for(config: AnyConfig) -> list[str]:
+    """The pretraining documents of a build: addition or countdown, by the config's type."""
+    if config.task == "countdown":
+        records = countdown_corpus_records(config.num_docs, config.seed, config)
+        return [text for _, _, text in records]
+    return build_corpus(config.num_docs, config.seed, config)
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """The device a build runs on: "auto" is cuda when available, else cpu."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+    return dev
+
+
+def pretrain(
+    config: AnyConfig, log: Log = print, log_every: int = 50, device: str | torch.device = "cpu"
+):
+    """Corpus -> tokenizer -> packed rows -> trained model. Returns (model, tokenizer, stats).
+
+    On CPU: fp32 throughout (the shipped addition base was built so, and the
+    same seed reproduces it byte for byte). On CUDA: fp32 master weights and
+    AdamW state, the forward under bf16 autocast (loss and RMSNorm in fp32),
+    TF32 for what autocast leaves in fp32; not bitwise reproducible.
+    """
     t0 = time.time()
-    corpus = build_corpus(config.num_docs, config.seed, config)
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
+    corpus = corpus_for(config)
     tok = train_tokenizer(corpus, config)
     ids: list[list[int]] = []
     for i in range(0, len(corpus), 4096):  # chunked: Encoding objects are large
         ids.extend(tok.encode_batch(corpus[i : i + 4096]))
+    del corpus
     rows, real = pack_rows(ids, config.seq_len + 1, tok.pad_id)
     n_tokens = sum(map(len, ids))
+    del ids
     log(
-        f"corpus: {len(corpus)} documents, {n_tokens} tokens, {len(rows)} rows of "
+        f"corpus: {config.num_docs} documents, {n_tokens} tokens, {len(rows)} rows of "
         f"{config.seq_len + 1} ({n_tokens / real.numel():.0%} filled); vocab {tok.vocab_size} "
         f"({time.time() - t0:.1f}s)"
     )
 
     torch.manual_seed(config.seed)
     cfg = config.model_config(tok.vocab_size, tok.eos_id)
-    model = Transformer(cfg).init_weights(seed=config.seed)
+    model = Transformer(cfg).init_weights(seed=config.seed).to(device)  # init on CPU: same seed
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.95), eps=1e-8,
+        lr=config.lr, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if cuda else {}),
     )  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
     tokens_per_step = config.batch_size * config.seq_len
@@ -376,45 +871,63 @@ def pretrain(config: BuildConfig, log: Log = print, log_every: int = 50):
     log(
         f"model: {n_params / 1e6:.2f}M params; {config.steps} steps x {config.batch_size} rows x "
         f"{config.seq_len} = {config.steps * tokens_per_step / 1e6:.1f}M tokens "
-        f"({epochs:.2f} epochs); {torch.get_num_threads()} threads"
+        f"({epochs:.2f} epochs); "
+        + (f"{device}, bf16 autocast" if cuda else f"{torch.get_num_threads()} threads")
     )
+    rows, real = rows.to(device), real.to(device)  # no-ops on CPU
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32 or cuda
 
     g = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(rows), generator=g)
     cursor = 0
     start = time.time()
-    window_loss, window_n = 0.0, 0
+    # Summed on the device in float64 (== Python's sum of loss.item()), read at log
+    # lines only: no host sync per step on CUDA.
+    window_loss, window_n = torch.zeros((), dtype=torch.float64, device=device), 0
     loss_history: list[tuple[int, float]] = []
-    for step in range(config.steps):
-        if cursor + config.batch_size > len(order):
-            order, cursor = torch.randperm(len(rows), generator=g), 0
-        idx = order[cursor : cursor + config.batch_size]
-        cursor += config.batch_size
-        batch, mask = rows[idx], real[idx]
-        inputs = batch[:, :-1]  # (B, T)
-        targets = batch[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T), padding ignored
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, config)
-        logits = model(inputs)  # (B, T, V); padding sits at row ends, so causality hides it
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        window_loss += loss.item()
-        window_n += 1
-        if (step + 1) % log_every == 0 or step + 1 == config.steps:
-            elapsed = time.time() - start
-            rate = (step + 1) * tokens_per_step / elapsed
-            eta = elapsed / (step + 1) * (config.steps - step - 1)
-            mean = window_loss / window_n
-            loss_history.append((step + 1, round(mean, 4)))
-            log(
-                f"step {step + 1:5d}/{config.steps}  loss {mean:.4f}  lr {lr_at(step, config):.2e}"
-                f"  {rate:,.0f} tok/s  elapsed {elapsed:5.0f}s  eta {eta:5.0f}s"
+    try:
+        for step in range(config.steps):
+            if cursor + config.batch_size > len(order):
+                order, cursor = torch.randperm(len(rows), generator=g), 0
+            idx = order[cursor : cursor + config.batch_size].to(device)
+            cursor += config.batch_size
+            batch, mask = rows[idx], real[idx]
+            inputs = batch[:, :-1]  # (B, T)
+            targets = batch[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T), padding ignored
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, config)
+            with autocast:
+                logits = model(inputs)  # (B, T, V); padding sits at row ends: causality hides it
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100
             )
-            window_loss, window_n = 0.0, 0
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            window_loss += loss.detach().double()
+            window_n += 1
+            if (step + 1) % log_every == 0 or step + 1 == config.steps:
+                elapsed = time.time() - start
+                rate = (step + 1) * tokens_per_step / elapsed
+                eta = elapsed / (step + 1) * (config.steps - step - 1)
+                mean = window_loss.item() / window_n
+                loss_history.append((step + 1, round(mean, 4)))
+                log(
+                    f"step {step + 1:5d}/{config.steps}  loss {mean:.4f}  "
+                    f"lr {lr_at(step, config):.2e}  {rate:,.0f} tok/s  elapsed {elapsed:5.0f}s  "
+                    f"eta {eta:5.0f}s"
+                )
+                window_loss.zero_()
+                window_n = 0
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     model.eval()
+    if cuda:
+        torch.cuda.synchronize(device)
+    model = model.cpu()  # the checkpoint is written from CPU tensors, fp32
     stats = {
         "params": n_params,
         "corpus_tokens": n_tokens,
@@ -423,6 +936,7 @@ def pretrain(config: BuildConfig, log: Log = print, log_every: int = 50):
         "tokens_per_second": round(config.steps * tokens_per_step / (time.time() - start)),
         "loss_history": loss_history,
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "threads": torch.get_num_threads(),
     }
     return model, tok, stats
@@ -438,17 +952,25 @@ def sha256_file(path: Path) -> str:
 
 
 def build_base(
-    out: str | Path, config: BuildConfig = DEFAULT_CONFIG, log: Log = print, log_every: int = 50
-) -> Path:
+    out: str | Path, config: AnyConfig = DEFAULT_CONFIG, log: Log = print, log_every: int = 50,
+    device: str | torch.device = "cpu",
+) -> Path:  # fmt: skip
     """Pretrain and write a checkpoint folder with a manifest; atomic (temp folder, rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model, tok, stats = pretrain(config, log, log_every)
+    model, tok, stats = pretrain(config, log, log_every, device)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
         save_pretrained(model, tmp, tokenizer=tok)
+        if config.task == "countdown":
+            what = (
+                "R1-Zero GPU-preset base model (grpo/demo.py); rebuild: "
+                + BUILD_COMMANDS["demo-countdown"]
+            )
+        else:
+            what = "R1-Zero demo base model (grpo/demo.py); rebuild: python -m grpo.demo build"
         manifest = {
-            "what": "R1-Zero demo base model (grpo/demo.py); rebuild: python -m grpo.demo build",
+            "what": what,
             "build": config.to_dict(),
             "stats": stats,
             "files": {name: sha256_file(tmp / name) for name in CHECKPOINT_FILES},
@@ -473,7 +995,7 @@ def build_base(
     return out
 
 
-def validate_base(path: str | Path, config: BuildConfig = DEFAULT_CONFIG) -> str | None:
+def validate_base(path: str | Path, config: AnyConfig = DEFAULT_CONFIG) -> str | None:
     """None if `path` holds a complete build of `config`; otherwise the reason it does not."""
     path = Path(path)
     if not path.is_dir():
@@ -536,6 +1058,62 @@ def ensure_demo_base(
     return build_base(path, config, log, log_every)
 
 
+BASES = ("demo", "demo-countdown")  # the names `ensure_base` (and the trainer's --model) take
+COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-base"
+BUILD_COMMANDS = {
+    "demo": "python -m grpo.demo build",
+    "demo-countdown": "python -m grpo.demo build --base demo-countdown",
+}
+
+
+def base_config(name: str) -> AnyConfig:
+    """The default build config of a named base."""
+    if name == "demo":
+        return DEFAULT_CONFIG
+    if name == "demo-countdown":
+        return COUNTDOWN_CONFIG
+    raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
+
+
+def ensure_base(
+    name: str = "demo", log: Log = print, *, path: str | Path | None = None,
+    rebuild: bool = False, device: str | torch.device = "auto",
+    config: AnyConfig | None = None,
+) -> Path:  # fmt: skip
+    """A folder holding a valid build of the named base, building it if needed.
+
+    "demo": the CPU demo's addition base, exactly `ensure_demo_base` (the
+    shipped assets/demo-base/ if valid, else .cache/demo-base/, built on CPU;
+    `device` is not used).
+    "demo-countdown": the GPU preset's countdown base, never shipped (~130 MB):
+    .cache/demo-countdown-base/ (or `path`), built on first use on `device`
+    ("auto": CUDA if available) and rebuilt when stale or corrupt. Building the
+    default config on a CPU is refused (it would take many hours); build it
+    there on purpose with `python -m grpo.demo build --base demo-countdown --device cpu`.
+    """
+    want = config if config is not None else base_config(name)
+    if name == "demo":
+        return ensure_demo_base(path, rebuild=rebuild, log=log, config=want)
+    base_config(name)  # unknown names fail here
+    path = Path(path) if path is not None else COUNTDOWN_CACHE_DIR
+    if not rebuild:
+        reason = validate_base(path, want)
+        if reason is None:
+            return path
+        log(f"{name} base: building {path}: {reason}")
+    else:
+        log(f"{name} base: rebuilding {path} (asked to)")
+    dev = resolve_device(device)
+    if dev.type == "cpu" and want == COUNTDOWN_CONFIG:
+        raise RuntimeError(
+            f"the {name} base is built on a GPU (~10 min on one H100, hours on a CPU) and "
+            f"there is no CUDA device here; on a CPU build it explicitly with "
+            f"`{BUILD_COMMANDS[name]} --device cpu`, or a weaker one with --steps/--docs/--out DIR "
+            f"and train from DIR; or build it on a GPU machine and copy {path}"
+        )
+    return build_base(path, want, log, device=dev)
+
+
 # ----------------------------------------------------------------------------- inspect
 def _complete(model, tok, prompts, max_new_tokens, samples, temperature, seed, batch_size):
     """Completions (text, token count) for each prompt x sample, in row order."""
@@ -553,6 +1131,13 @@ def _complete(model, tok, prompts, max_new_tokens, samples, temperature, seed, b
     return out
 
 
+def _modes_of(task) -> tuple[Callable[[str], str], tuple[str, ...]]:
+    """(classifier, its modes) for a task: countdown has its own, the rest addition's."""
+    if task.name == "countdown":
+        return classify_countdown, COUNTDOWN_ALL_MODES
+    return classify_completion, MODES
+
+
 def measure(
     task, examples, completions: Sequence[tuple[str, int]], samples: int, prefix: str = ""
 ) -> dict[str, Any]:
@@ -560,36 +1145,55 @@ def measure(
 
     `completions` holds `samples` consecutive rows per example; `prefix` is text
     that was forced after the prompt (it counts as part of the completion).
+    For countdown also `search`: how the written searches went (`search_stats`).
     """
-    counts = dict.fromkeys(MODES, 0)
-    right = dict.fromkeys(MODES, 0)
+    classify, modes = _modes_of(task)
+    counts = dict.fromkeys(modes, 0)
+    right = dict.fromkeys(modes, 0)
     acc = fmt = length = 0.0
     for j, (text, n) in enumerate(completions):
         example = examples[j // samples]
         full = prefix + text
         score = task.score(full, example)
-        mode = classify_completion(full)
+        mode = classify(full)
         counts[mode] += 1
         right[mode] += int(score["accuracy"])
         acc += score["accuracy"]
         fmt += float(check_format(full, task.primer))
         length += n
     total = max(1, len(completions))
-    return {
+    out = {
         "n": len(completions),
         "accuracy": acc / total,
         "format_rate": fmt / total,
         "mean_length": length / total,
-        "mode_share": {m: counts[m] / total for m in MODES},
-        "mode_accuracy": {m: (right[m] / counts[m] if counts[m] else None) for m in MODES},
+        "mode_share": {m: counts[m] / total for m in modes},
+        "mode_accuracy": {m: (right[m] / counts[m] if counts[m] else None) for m in modes},
     }
+    if task.name == "countdown":
+        texts = [prefix + text for text, _ in completions]
+        targets = [examples[j // samples]["target"] for j in range(len(completions))]
+        out["search"] = search_stats(texts, targets)
+    return out
+
+
+def base_task(path: str | Path) -> str:
+    """The task a base folder was built for, from its manifest ("addition" if it says none)."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return "addition"
+    build = manifest.get("build") if isinstance(manifest, dict) else None
+    return build.get("task", "addition") if isinstance(build, dict) else "addition"
 
 
 def inspect_base(
     path: str | Path, n: int = 500, samples: int = 4, max_new_tokens: int = 128, seed: int = 0,
-    batch_size: int = 128,
+    batch_size: int = 128, task: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Measure the base on `n` held-out problems with the demo's template.
+    """Measure the base on `n` held-out problems of its task with the demo's template.
+
+    `task`: "addition" or "countdown"; by default the one in the folder's manifest.
 
     greedy: temperature 0, one completion each (what eval sees at step 0).
     sampled: temperature 1, `samples` each (what GRPO's rollouts see).
@@ -601,7 +1205,9 @@ def inspect_base(
     """
     model = load_pretrained(path, dtype=torch.float32)
     tok = Tokenizer.from_dir(path)
-    task = corpus_task()
+    task_name = task or base_task(path)
+    task = countdown_task() if task_name == "countdown" else corpus_task()
+    classify, modes = _modes_of(task)
     examples = task.heldout(n)
     prompts = [tok.encode(task.prompt(ex)) for ex in examples]
     forced = " <think> "
@@ -612,9 +1218,10 @@ def inspect_base(
     scratch = _complete(model, tok, forced_prompts, max_new_tokens, 1, 0.0, seed, batch_size)
     first: dict[str, str] = {}  # the first sampled completion in each mode
     for text, _ in sampled:
-        first.setdefault(classify_completion(text), text)
+        first.setdefault(classify(text), text)
     return {
         "base": str(path),
+        "task": task.name,
         "template": TEMPLATE,
         "heldout": n,
         "prompt_tokens": sum(map(len, prompts)) / len(prompts),
@@ -623,7 +1230,7 @@ def inspect_base(
         "forced_scratchpad": measure(task, examples, scratch, 1, prefix=forced),
         "examples": {
             "greedy": greedy[0][0],
-            **{f"sampled {m}": first[m] for m in MODES if m in first},
+            **{f"sampled {m}": first[m] for m in modes if m in first},
             "forced_scratchpad": forced + scratch[0][0],
         },
         "seconds": round(time.time() - t0, 1),
@@ -641,8 +1248,11 @@ def format_report(report: dict[str, Any]) -> str:
     def row(label: str, cells: Sequence[str]) -> str:
         return f"{label:22s}" + "".join(f"{c:>22s}" for c in cells)
 
+    task = report.get("task", "addition")
     lines = [
-        f"base {report['base']}, template {report['template']}, {report['heldout']} held-out "
+        f"base {report['base']}, "
+        + (f"task {task}, " if task != "addition" else "")
+        + f"template {report['template']}, {report['heldout']} held-out "
         f"problems, prompt {report['prompt_tokens']:.1f} tokens",
         row("", heads),
         row("completions", [str(report[r]["n"]) for r in runs]),
@@ -651,12 +1261,25 @@ def format_report(report: dict[str, Any]) -> str:
         row("mean length (tokens)", [f"{report[r]['mean_length']:.1f}" for r in runs]),
         "mode: share (accuracy within the mode)",
     ]
-    for m in MODES:
+    for m in report[runs[0]]["mode_share"]:
         cells = [
             f"{pct(report[r]['mode_share'][m])} ({pct(report[r]['mode_accuracy'][m])})"
             for r in runs
         ]
         lines.append(row(f"  {m}", cells))
+    if "search" in report[runs[0]]:
+        search = [report[r]["search"] for r in runs]
+
+        def num(x: float | None) -> str:
+            return "-" if x is None else f"{x:.2f}"
+
+        lines += [
+            "written searches (<think> blocks with steps)",
+            row("  searches", [str(x["searches"]) for x in search]),
+            row("  steps right", [pct(x["step_accuracy"]) for x in search]),
+            row("  tries per search", [num(x["tries_per_search"]) for x in search]),
+            row("  honest 'yes'", [pct(x["honest_yes"]) for x in search]),
+        ]
     for key, value in report["examples"].items():
         lines.append(f"example {key}: {value!r}")
     lines.append(f"({report['seconds']}s)")
@@ -664,32 +1287,83 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- CLI
+def _override(config: AnyConfig, assignment: str) -> AnyConfig:
+    """replace(config, key=value) from "key=value", the value parsed as the field's type."""
+    key, eq, value = assignment.partition("=")
+    names = {f.name: f for f in fields(config)}
+    if not eq or key not in names:
+        raise SystemExit(f"--set {assignment!r}: expected KEY=VALUE, KEY one of {', '.join(names)}")
+    kind = type(getattr(config, key))
+    try:
+        return replace(config, **{key: kind(value)})
+    except ValueError as e:
+        raise SystemExit(f"--set {assignment!r}: {e}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m grpo.demo", description="Build or inspect the demo's base model."
+        prog="python -m grpo.demo", description="Build or inspect the demo's base models."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="pretrain the base model (the shipped one: no options)")
-    b.add_argument("--out", default=str(SHIPPED_DIR), help="output folder (default: %(default)s)")
-    b.add_argument("--seed", type=int, default=DEFAULT_CONFIG.seed, help="build seed")
-    b.add_argument("--steps", type=int, default=DEFAULT_CONFIG.steps, help="optimizer steps")
-    b.add_argument("--docs", type=int, default=DEFAULT_CONFIG.num_docs, help="corpus documents")
+    b = sub.add_parser("build", help="pretrain a base model (the shipped one: no options)")
+    b.add_argument("--base", choices=BASES, default="demo",
+                   help="demo: the CPU demo's addition base (shipped); demo-countdown: the GPU "
+                   "preset's countdown base (default: %(default)s)")  # fmt: skip
+    b.add_argument("--out", default=None, help=f"output folder (default: {SHIPPED_DIR} for demo, "
+                   f"{COUNTDOWN_CACHE_DIR} for demo-countdown)")  # fmt: skip
+    b.add_argument("--seed", type=int, default=None, help="build seed (default: the base's)")
+    b.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the base's)")
+    b.add_argument("--docs", type=int, default=None, help="corpus documents (default: the base's)")
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other build parameter, e.g. --set hidden_size=256 (repeatable)",
+    )
+    b.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:N or auto (default: "
+        "cpu for demo, whose shipped bytes are a CPU build; auto otherwise)",
+    )
     b.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
-    i = sub.add_parser("inspect", help="measure the base: modes, accuracies, format rate")
-    i.add_argument("--base", default=None, help="checkpoint folder (default: ensure_demo_base())")
+    i = sub.add_parser("inspect", help="measure a base: modes, accuracies, format rate")
+    i.add_argument("--base", default="demo", help="a checkpoint folder, or a base name: "
+                   f"{', '.join(BASES)} (built if needed; default: %(default)s)")  # fmt: skip
+    i.add_argument(
+        "--task",
+        choices=("addition", "countdown"),
+        default=None,
+        help="the task to measure on (default: the one in the base's manifest)",
+    )
     i.add_argument("--n", type=int, default=500, help="held-out problems")
     i.add_argument("--samples", type=int, default=4, help="temperature-1 samples per problem")
-    i.add_argument("--max-new-tokens", type=int, default=128, help="completion budget")
+    i.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="completion budget (default: 128 for addition, 384 for countdown)",
+    )
     i.add_argument("--json", default=None, help="also write the report to this JSON file")
     args = parser.parse_args(argv)
+    log = lambda s: print(s, flush=True)
     if args.command == "build":
-        config = replace(DEFAULT_CONFIG, seed=args.seed, steps=args.steps, num_docs=args.docs)
-        log = lambda s: print(s, flush=True)
+        config = base_config(args.base)
+        for key, value in (("seed", args.seed), ("steps", args.steps), ("num_docs", args.docs)):
+            if value is not None:
+                config = replace(config, **{key: value})
+        for assignment in args.set:
+            config = _override(config, assignment)
+        default_out = SHIPPED_DIR if args.base == "demo" else COUNTDOWN_CACHE_DIR
+        device = args.device or ("cpu" if args.base == "demo" else "auto")
         log(f"build config: {json.dumps(config.to_dict())}")
-        build_base(args.out, config, log, args.log_every)
+        build_base(args.out or default_out, config, log, args.log_every, device)
         return 0
-    base = args.base or ensure_demo_base()
-    report = inspect_base(base, args.n, args.samples, args.max_new_tokens)
+    base = ensure_base(args.base, log) if args.base in BASES else Path(args.base)
+    task = args.task or base_task(base)
+    budget = args.max_new_tokens or (384 if task == "countdown" else 128)
+    report = inspect_base(base, args.n, args.samples, budget, task=task)
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -698,4 +1372,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
