@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.config import OneLineErrorParser
 
     ap = OneLineErrorParser(prog="eval.py", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="checkpoint folder, run folder, or demo")
+    ap.add_argument("--model", required=True,
+                    help="checkpoint folder, run folder, or a built-in base: demo, demo-countdown")
     ap.add_argument("--task", default="addition", help="addition, countdown or jsonl")
     ap.add_argument("--task-path", help="for --task jsonl: the file of {question, answer} lines")
     ap.add_argument("--template", default=None,
@@ -47,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--json", help="where to write the results (JSON)")
     args = ap.parse_args(argv)
+    from model.checkpoint import CheckpointError
+
     try:
         return run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2
 
@@ -71,10 +74,10 @@ def run(args) -> int:
     if args.samples > 1 and temperature == 0:
         raise ValueError("--samples > 1 needs --temperature > 0")
     device = pick_device(args.device)
-    if args.model == "demo":
-        from grpo.demo import ensure_demo_base
+    if args.model in ("demo", "demo-countdown"):
+        from grpo.demo import ensure_base
 
-        path = ensure_demo_base()
+        path = ensure_base(args.model)
     else:
         path = resolve_model_path(args.model)
     # Settings of the run that produced the checkpoint, where there is one.

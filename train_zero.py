@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue the run in --out from its latest checkpoint")  # fmt: skip
     add_config_flags(ap)
     ns = ap.parse_args(argv)
+    from model.checkpoint import CheckpointError
+
     try:
         from grpo.trainer import Trainer, TrainingDiverged
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"train_zero.py: {e}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, CheckpointError) as e:
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

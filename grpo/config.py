@@ -28,8 +28,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 @dataclass
 class TrainConfig:
     # --- what to train
-    model: str = _f("demo", "a Hugging Face checkpoint folder, or a preset: demo (the built-in "
-                    "tiny base model, built or loaded from cache), tiny, small (random init)")
+    model: str = _f("demo", "a Hugging Face checkpoint folder, a run folder, or a built-in: "
+                    "demo (the CPU demo's base model), demo-countdown (the GPU preset's base, "
+                    "built on first use), tiny, small (random init)")
     task: str = _f("addition", "task name: addition, countdown, jsonl")
     task_path: str | None = _f(None, "for --task jsonl: the file of {question, answer} lines")
     template: str = _f("r1zero", "prompt template: r1zero (ends with 'Assistant:') or "

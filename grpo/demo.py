@@ -1105,7 +1105,7 @@ def ensure_base(
         log(f"{name} base: rebuilding {path} (asked to)")
     dev = resolve_device(device)
     if dev.type == "cpu" and want == COUNTDOWN_CONFIG:
-        raise RuntimeError(
+        raise ValueError(
             f"the {name} base is built on a GPU (~10 min on one H100, hours on a CPU) and "
             f"there is no CUDA device here; on a CPU build it explicitly with "
             f"`{BUILD_COMMANDS[name]} --device cpu`, or a weaker one with --steps/--docs/--out DIR "

@@ -107,10 +107,10 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
 
 def load_policy(cfg: TrainConfig, task, device: torch.device, log=print):
     """(model fp32 on device, tokenizer, source folder or None) for cfg.model."""
-    if cfg.model == "demo":
-        from grpo.demo import ensure_demo_base
+    if cfg.model in ("demo", "demo-countdown"):
+        from grpo.demo import ensure_base
 
-        path = ensure_demo_base(log=log)
+        path = ensure_base(cfg.model, log=log)
     elif cfg.model in PRESETS:
         mcfg = PRESETS[cfg.model]
         tok = task_tokenizer(task, mcfg.vocab_size)

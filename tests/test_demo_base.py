@@ -589,7 +589,7 @@ def test_ensure_base_names_and_the_cpu_guard(tmp_path):
     assert demo.ensure_base("demo", log) == SHIPPED_DIR and not log.lines, log.text()
     if torch.cuda.is_available():
         pytest.skip("the CPU guard is only reachable without CUDA")
-    with pytest.raises(RuntimeError, match="--device cpu"):
+    with pytest.raises(ValueError, match="--device cpu"):
         demo.ensure_base("demo-countdown", Lines(), path=tmp_path / "none")
 
 
