@@ -668,13 +668,10 @@ def countdown_corpus_records(
 _STEP = re.compile(r"\d\+\d\+\d=\d+:\d+")
 
 
-def classify_completion(completion: str) -> str:
-    """Which mode a completion (text after the prompt) is in: one of MODES.
-
-    answer: starts with <answer>; empty_think: "<think></think>" then more;
-    scratchpad: a <think> block holding at least one column step; number: only
-    digits (and end markers); other: anything else (truncated, malformed, ...).
-    """
+def _classify(
+    completion: str, step: re.Pattern, bare: Callable[[str], bool], bare_mode: str
+) -> str:
+    """Shared mode reader: <answer> first, empty or working <think>, a bare answer, other."""
     text = completion.replace(EOS, " ").strip()
     if text.startswith("<answer>"):
         return "answer"
@@ -685,10 +682,18 @@ def classify_completion(completion: str) -> str:
         inner = text[len("<think>") : end]
         if not inner.strip():
             return "empty_think"
-        return "scratchpad" if _STEP.search(inner) else "other"
-    if text.isdigit():
-        return "number"
-    return "other"
+        return "scratchpad" if step.search(inner) else "other"
+    return bare_mode if text and bare(text) else "other"
+
+
+def classify_completion(completion: str) -> str:
+    """Which mode a completion (text after the prompt) is in: one of MODES.
+
+    answer: starts with <answer>; empty_think: "<think></think>" then more;
+    scratchpad: a <think> block holding at least one column step; number: only
+    digits (and end markers); other: anything else (truncated, malformed, ...).
+    """
+    return _classify(completion, _STEP, str.isdigit, "number")
 
 
 _COUNTDOWN_STEP = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
@@ -701,20 +706,7 @@ def classify_countdown(completion: str) -> str:
     scratchpad: a <think> block holding at least one step "a op b=c"; bare: no
     tags, only a computable expression; other: anything else.
     """
-    text = completion.replace(EOS, " ").strip()
-    if text.startswith("<answer>"):
-        return "answer"
-    if text.startswith("<think>"):
-        end = text.find("</think>")
-        if end < 0:
-            return "other"
-        inner = text[len("<think>") : end]
-        if not inner.strip():
-            return "empty_think"
-        return "scratchpad" if _COUNTDOWN_STEP.search(inner) else "other"
-    if text and countdown_wellformed(text):
-        return "bare"
-    return "other"
+    return _classify(completion, _COUNTDOWN_STEP, countdown_wellformed, "bare")
 
 
 def _exact(a: int, op: str, b: int) -> int | None:
