@@ -9,7 +9,7 @@ mean completion length (greedy unless --temperature is given); with
 --samples k (sampling at --temperature, default 1.0): pass@k, maj@k
 (self-consistency) and best-of-k with the rule-based reward as the outcome
 reward model. Prints a table and writes JSON (--json; default: in the run
-folder for a run's checkpoint, else in the current folder).
+folder for a run's checkpoint, else in runs/eval/).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def run(args) -> int:
     default = f"eval-{args.task}-step{path.name.removeprefix('step_')}-k{k}.json"
     if run_dir is None:
         default = f"eval-{args.task}-{path.name}-k{k}.json"
-    out = Path(args.json) if args.json else (run_dir or Path(".")) / default
+    out = Path(args.json) if args.json else (run_dir or Path("runs") / "eval") / default
     result = {"model": str(path), "task": args.task, "n": len(examples), "samples": k,
               "temperature": temperature, "template": template, "max_new_tokens": max_new,
               "seconds": seconds, "metrics": m}  # fmt: skip
