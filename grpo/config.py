@@ -185,12 +185,11 @@ def _bool(s: str) -> bool:
 
 def add_config_flags(ap: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
     """One dashed flag per field; defaults are SUPPRESSed so only given flags are seen."""
+    parsers = {"int": int, "float": float, "bool": _bool}
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        typ = f.type if isinstance(f.type, type) else None
-        kind = {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
-        if typ in (int, float):
-            kind = typ
+        # Annotations are strings here ("int", "str | None"): the first word names the type.
+        kind = parsers.get(str(f.type).split(" ")[0], str)
         ap.add_argument(
             flag, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
             help=f"{f.metadata['help']} (default: {f.default})",

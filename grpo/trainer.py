@@ -106,7 +106,7 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
 
 
 def load_policy(cfg: TrainConfig, task, device: torch.device, log=print):
-    """(model fp32 on device, tokenizer, source folder or None) for cfg.model."""
+    """(model fp32 on device, tokenizer) for cfg.model."""
     if cfg.model in ("demo", "demo-countdown"):
         from grpo.demo import ensure_base
 
@@ -116,11 +116,11 @@ def load_policy(cfg: TrainConfig, task, device: torch.device, log=print):
         tok = task_tokenizer(task, mcfg.vocab_size)
         mcfg = mcfg.with_(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id)
         model = Transformer(mcfg).init_weights(seed=cfg.seed).to(device)
-        return model, tok, None
+        return model, tok
     else:
         path = resolve_model_path(cfg.model)
     model = load_pretrained(path, device=device, dtype=torch.float32)
-    return model, Tokenizer.from_dir(path), path
+    return model, Tokenizer.from_dir(path)
 
 
 class JsonlWriter:
@@ -139,11 +139,16 @@ class JsonlWriter:
         """Drop rows of steps after `step` (written after the checkpoint we resume from)."""
         if not self.path.is_file():
             return
-        keep = [ln for ln in self.path.read_text().splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= step]  # fmt: skip
-        write_text = "".join(ln + "\n" for ln in keep)
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by the kill: it is after the checkpoint
+                continue
+            if row.get("step", 0) <= step:
+                keep.append(line)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(write_text)
+        tmp.write_text("".join(line + "\n" for line in keep))
         os.replace(tmp, self.path)
 
 
@@ -163,7 +168,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.task = task_from_config(cfg)
         self.heldout = self.task.heldout(cfg.eval_n)
-        self.model, self.tok, self.source = load_policy(cfg, self.task, self.device, log)
+        self.model, self.tok = load_policy(cfg, self.task, self.device, log)
         self.model.train()
         self.model.gradient_checkpointing = cfg.grad_checkpointing
         # The reference is the initial policy, frozen. beta == 0: none is built.
@@ -209,6 +214,7 @@ class Trainer:
         state = load_trainer_state(ckpt)
         sd = load_state_dict(self.model, ckpt, self.device, torch.float32)
         self.model.load_state_dict(sd, strict=False)
+        self.tok = Tokenizer.from_dir(ckpt)  # the run's own tokenizer, whatever built it
         self.opt.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         self.step, self.data_pos = state["step"], state["data_pos"]

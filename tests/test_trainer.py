@@ -298,3 +298,15 @@ def test_beta_zero_builds_no_reference_model(tmp_path):
     assert "kl" not in row and "entropy" in row
     t2 = _trainer(tmp_path, "kl", beta=0.01)
     assert t2.ref is not None and not any(p.requires_grad for p in t2.ref.parameters())
+
+
+def test_truncate_after_drops_later_and_torn_lines(tmp_path):
+    from grpo.trainer import JsonlWriter
+
+    w = JsonlWriter(tmp_path / "m.jsonl")
+    for s in (0, 1, 2, 3):
+        w.write({"step": s})
+    with open(w.path, "a") as f:
+        f.write('{"step": 4, "rew')  # the process died mid-line
+    w.truncate_after(2)
+    assert [json.loads(x)["step"] for x in w.path.read_text().splitlines()] == [0, 1, 2]
