@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on held-out questions, with both kinds of test-time compute.
 
-    python eval.py --model runs/addition-XXXX --task addition --n 500
-    python eval.py --model runs/addition-XXXX --task addition --n 500 --samples 8
+    python eval.py --model runs/addition-<time> --task addition --n 500
+    python eval.py --model runs/addition-<time> --task addition --n 500 --samples 8
 
 --model is a checkpoint folder, a run folder (its latest checkpoint is used)
 or `demo` (the built-in base model). Reports pass@1 accuracy, format rate and

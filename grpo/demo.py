@@ -264,18 +264,23 @@ def scratchpad(a: int, b: int) -> str:
     return f"{a:0{width}d} + {b:0{width}d}: " + ", ".join(column_steps(a, b))
 
 
+def _completion(mode: str, answer: str, work: str, bare_mode: str, modes: Sequence[str]) -> str:
+    """The text after "Assistant:" in one mode: direct, empty think, worked, or bare."""
+    if mode == "answer":
+        return f" <answer>{answer}</answer>"
+    if mode == "empty_think":
+        return f" <think></think> <answer>{answer}</answer>"
+    if mode == "scratchpad":
+        return f" <think> {work} </think> <answer>{answer}</answer>"
+    if mode == bare_mode:
+        return f" {answer}"
+    raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(modes)}")
+
+
 def transcript_completion(mode: str, a: int, b: int) -> str:
     """The text after "Assistant:" for one of TRANSCRIPT_MODES (EOS not included)."""
-    c = a + b
-    if mode == "answer":
-        return f" <answer>{c}</answer>"
-    if mode == "empty_think":
-        return f" <think></think> <answer>{c}</answer>"
-    if mode == "scratchpad":
-        return f" <think> {scratchpad(a, b)} </think> <answer>{c}</answer>"
-    if mode == "number":
-        return f" {c}"
-    raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(TRANSCRIPT_MODES)}")
+    work = scratchpad(a, b) if mode == "scratchpad" else ""
+    return _completion(mode, str(a + b), work, "number", TRANSCRIPT_MODES)
 
 
 def worked_example(a: int, b: int) -> str:
@@ -602,16 +607,8 @@ def countdown_search(
 
 def countdown_completion(mode: str, search: Search) -> str:
     """The text after "Assistant:" for one of COUNTDOWN_MODES (EOS not included)."""
-    expr = search.expression
-    if mode == "answer":
-        return f" <answer>{expr}</answer>"
-    if mode == "empty_think":
-        return f" <think></think> <answer>{expr}</answer>"
-    if mode == "scratchpad":
-        return f" <think> {search.text()} </think> <answer>{expr}</answer>"
-    if mode == "bare":
-        return f" {expr}"
-    raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(COUNTDOWN_MODES)}")
+    work = search.text() if mode == "scratchpad" else ""
+    return _completion(mode, search.expression, work, "bare", COUNTDOWN_MODES)
 
 
 def countdown_worked_example(example: dict[str, Any], search: Search) -> str:

@@ -10,7 +10,7 @@ be tested with hand-written completions:
     normalize_number(text)              canonical string for a numeric answer, or None
     combine_reward(accuracy, format_ok) accuracy_weight * accuracy + format_weight * format_ok
 
-Model output is hostile input. It is never passed to eval(): Countdown
+Model output is hostile input. It is never run as Python code: Countdown
 expressions go through cheap bounds checks (length, character set, literal
 size, parenthesis depth) and only then through `ast.parse` and a whitelist
 walk with exact `Fraction` arithmetic. Tags are found with str.find/rfind,
