@@ -137,6 +137,14 @@ def generate(
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if stop_strings and tokenizer is None:
         raise ValueError("stop_strings need a tokenizer to decode the completions")
+    longest = max((len(p) for p in prompts), default=0)
+    context = model.config.max_position_embeddings
+    if longest + max_new_tokens > context:
+        # Checked before the KV cache is allocated from these lengths.
+        raise ValueError(
+            f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
+            f"model's context of {context} positions"
+        )
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     if generator is None and seed is not None:
