@@ -29,7 +29,7 @@ length, T new tokens, V vocab.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -127,8 +127,13 @@ def generate(
     generator: torch.Generator | None = None,
     return_logprobs: bool = False,
     check_every: int = 8,
+    progress: Callable[[int, int], None] | None = None,
 ) -> GenerationOutput:
-    """Sample `num_samples` completions for each prompt (token id lists)."""
+    """Sample `num_samples` completions for each prompt (token id lists).
+
+    `progress(tokens_decoded, max_new_tokens)`, if given, is called after every
+    decode step (the caller throttles what it prints; see grpo.progress).
+    """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
@@ -194,6 +199,8 @@ def generate(
                     searchable = ~finished
                 if last or bool(finished.all()):
                     break
+            if progress is not None:
+                progress(t + 1, max_new_tokens)
             logits = model(tok[:, None], None, cache)[:, -1]
     finally:
         model.train(was_training)
