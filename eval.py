@@ -1,15 +1,23 @@
 """Evaluate a checkpoint on held-out questions, with both kinds of test-time compute.
 
-    python eval.py --model runs/addition-<time> --task addition --n 500
-    python eval.py --model runs/addition-<time> --task addition --n 500 --samples 8
+    python eval.py --model runs/addition-<time> --n 500
+    python eval.py --model runs/addition-<time> --n 500 --samples 8
+    python eval.py --model demo --task addition --n 500
 
 --model is a checkpoint folder, a run folder (its latest checkpoint is used)
-or `demo` (the built-in base model). Reports pass@1 accuracy, format rate and
-mean completion length (greedy unless --temperature is given); with
---samples k (sampling at --temperature, default 1.0): pass@k, maj@k
-(self-consistency) and best-of-k with the rule-based reward as the outcome
-reward model. Prints a table and writes JSON (--json; default: in the run
-folder for a run's checkpoint, else in runs/eval/).
+or `demo` (the built-in base model). For a run's checkpoint the task, task
+file, template, token budget, stop strings and reward weights are the run's
+(train_config.json) unless a flag overrides them; one line says what is used
+and where it came from. Reports pass@1 accuracy, format rate and mean
+completion length (greedy unless --temperature is given); with --samples k
+(sampling at --temperature, default 1.0): pass@k, maj@k (self-consistency)
+and best-of-k with the rule-based reward as the outcome reward model. Prints
+a table and writes JSON (--json; default: in the run folder for a run's
+checkpoint, else in runs/eval/).
+
+Every flag, the model path and the output path are checked before the model
+is loaded; held-out questions whose prompt plus the token budget exceed the
+model's context are skipped, with a count.
 """
 
 from __future__ import annotations
@@ -21,95 +29,287 @@ os.environ.setdefault("MKL_CBWR", "AUTO")  # reproducible CPU numerics (see trai
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # robust to busy cores (see train_zero.py)
 
+import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+DEFAULT_MAX_NEW_TOKENS = 96
+FEW_QUESTIONS = 50  # below this, one question moves accuracy by 2 points or more: warn
 
 
-def main(argv: list[str] | None = None) -> int:
+# ----------------------------------------------------------------------------- flag types
+def _number(kind: type, low: float, what: str, strict: bool = False):
+    """An argparse type: `kind` (int or float), finite, >= low (> low if strict)."""
+
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {s!r}"
+            ) from None
+        if not math.isfinite(v) or v < low or (strict and v == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {what}, got {s}")
+        return v
+
+    return parse
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _device(s: str) -> str:
+    if not _DEVICE.fullmatch(s):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {s!r}")
+    return s
+
+
+def _one_of(names: list[str]):
+    def parse(s: str) -> str:
+        if s not in names:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {s!r}")
+        return s
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
     from grpo.config import OneLineErrorParser
+    from grpo.tasks import available_tasks
+    from grpo.templates import TEMPLATES
 
+    pos_int = _number(int, 1, ">= 1")
     ap = OneLineErrorParser(prog="eval.py", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True,
                     help="checkpoint folder, run folder, or a built-in base: demo, demo-countdown")
-    ap.add_argument("--task", default="addition", help="addition, countdown or jsonl")
-    ap.add_argument("--task-path", help="for --task jsonl: the file of {question, answer} lines")
-    ap.add_argument("--template", default=None,
-                    help="prompt template (default: the one the run was trained with, "
-                         "else r1zero)")  # fmt: skip
-    ap.add_argument("--n", type=int, default=500, help="held-out questions")
-    ap.add_argument("--samples", type=int, default=1, help="samples per question (k)")
-    ap.add_argument("--temperature", type=float, default=None,
-                    help="sampling temperature (default 0 = greedy for --samples 1, else 1.0)")
-    ap.add_argument("--max-new-tokens", type=int, default=None,
-                    help="completion budget (default: the run's, else 96)")
-    ap.add_argument("--batch-size", type=int, default=512, help="sequences per generation batch")
-    ap.add_argument("--seed", type=int, default=0, help="sampling seed")
-    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    ap.add_argument("--json", help="where to write the results (JSON)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--task", type=_one_of(available_tasks()), default=None,
+                    help=f"{', '.join(available_tasks())} (default: the run's, else addition)")
+    ap.add_argument("--task-path",
+                    help="for --task jsonl: the file of {question, answer} lines "
+                         "(default: the run's, if it was trained on jsonl)")
+    ap.add_argument("--template", type=_one_of(sorted(TEMPLATES)), default=None,
+                    help=f"prompt template: {', '.join(sorted(TEMPLATES))} "
+                         "(default: the run's, else r1zero)")
+    ap.add_argument("--n", type=pos_int, default=500,
+                    help="held-out questions, at most (default: 500)")
+    ap.add_argument("--samples", type=pos_int, default=1,
+                    help="samples per question, k (default: 1)")
+    ap.add_argument("--temperature", type=_number(float, 0, ">= 0"), default=None,
+                    help="sampling temperature, 0 = greedy (default: 0 for --samples 1, "
+                         "else 1.0)")
+    ap.add_argument("--max-new-tokens", type=pos_int, default=None,
+                    help=f"completion budget (default: the run's, else {DEFAULT_MAX_NEW_TOKENS})")
+    ap.add_argument("--format-weight", type=_number(float, 0, ">= 0"), default=None,
+                    help="reward weight of the format check, 0 = off; scores best-of-k "
+                         "(default: the run's, else 0.1)")
+    ap.add_argument("--accuracy-weight", type=_number(float, 0, "> 0", strict=True), default=None,
+                    help="reward weight of the accuracy check (default: the run's, else 1.0)")
+    ap.add_argument("--batch-size", type=pos_int, default=512,
+                    help="sequences per generation batch; at least one question's samples "
+                         "(default: 512)")
+    ap.add_argument("--seed", type=_number(int, 0, ">= 0"), default=0,
+                    help="sampling seed (default: 0)")
+    ap.add_argument("--device", type=_device, default="auto",
+                    help="auto, cpu, cuda or cuda:N (default: auto = cuda if available)")
+    ap.add_argument("--json",
+                    help="where to write the results (default: in the run folder for a run's "
+                         "checkpoint, else in runs/eval/)")  # fmt: skip
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Progress and results show up as they happen when piped (| tee, nohup, CI logs).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+    args = build_parser().parse_args(argv)
     from model.checkpoint import CheckpointError
 
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
+    except (ValueError, OSError, CheckpointError) as e:  # OSError: missing, unreadable files
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("eval.py: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
+# ----------------------------------------------------------------------------- checks
+def read_run_config(path: Path) -> tuple[dict[str, Any], Path | None]:
+    """The train_config.json of the run that produced checkpoint `path`, and the run folder."""
+    for cand in (path.parent.parent / "train_config.json", path / "train_config.json"):
+        if cand.is_file():
+            try:
+                cfg = json.loads(cand.read_text(encoding="utf-8"))
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+                raise ValueError(f"{cand} is not valid JSON ({e})") from e
+            if not isinstance(cfg, dict):
+                raise ValueError(f"{cand}: expected a JSON object, got {type(cfg).__name__}")
+            return cfg, cand.parent
+    return {}, None
+
+
+def check_output_path(out: Path) -> None:
+    """OSError/ValueError now, rather than after the evaluation, if `out` cannot be written.
+
+    The nearest existing folder on the way is probed with a temporary file
+    (permission bits alone miss read-only mounts, and root ignores them).
+    """
+    if out.is_dir():
+        raise IsADirectoryError(f"results path {out} is a folder; give a file name (--json)")
+    existing = out.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"results path {out}: {existing} is a file, not a folder")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise PermissionError(f"results path {out} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise PermissionError(
+            f"results path {out}: cannot write in {existing} ({e.strerror or e})"
+        ) from e
+
+
+def resolve_settings(args, run_cfg: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
+    """Task settings: flag > the run's train_config.json > default; and a line saying which."""
+    defaults = {"task": "addition", "task_path": None, "template": "r1zero",
+                "max_new_tokens": DEFAULT_MAX_NEW_TOKENS, "format_weight": 0.1,
+                "accuracy_weight": 1.0, "stop": "</answer>"}  # fmt: skip
+    flags = {"task": args.task, "task_path": args.task_path, "template": args.template,
+             "max_new_tokens": args.max_new_tokens, "format_weight": args.format_weight,
+             "accuracy_weight": args.accuracy_weight, "stop": None}  # fmt: skip
+    kinds = {"task": str, "task_path": str, "template": str, "max_new_tokens": int,
+             "format_weight": float, "accuracy_weight": float, "stop": str}  # fmt: skip
+    chosen: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key, default in defaults.items():
+        if flags[key] is not None:
+            chosen[key], origin[key] = flags[key], "flag"
+            continue
+        value = run_cfg.get(key)
+        # The run's task file belongs to the run's task, not to one chosen by a flag.
+        if key == "task_path" and chosen["task"] != run_cfg.get("task"):
+            value = None
+        if value is None:
+            chosen[key], origin[key] = default, "default"
+            continue
+        kind = kinds[key]
+        ok = isinstance(value, str) if kind is str else (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (kind is float or float(value).is_integer()) and math.isfinite(value)
+        )  # fmt: skip
+        if not ok:
+            raise ValueError(f"{source}: {key!r} must be {kind.__name__}, got {value!r}")
+        chosen[key], origin[key] = kind(value), "run"
+    if chosen["max_new_tokens"] < 1:
+        raise ValueError(f"{source}: 'max_new_tokens' must be >= 1, got {chosen['max_new_tokens']}")
+    if chosen["task"] == "jsonl" and not chosen["task_path"]:
+        raise ValueError("--task jsonl needs --task-path FILE")
+    if chosen["task"] != "jsonl" and args.task_path:
+        raise ValueError(f"--task-path is only for --task jsonl (the task is {chosen['task']})")
+    shown = ["task", "task_path", "template", "max_new_tokens", "format_weight",
+             "accuracy_weight"]  # fmt: skip
+    parts = [f"{k.replace('_', ' ')} {chosen[k]} ({origin[k]})" for k in shown
+             if chosen[k] is not None]  # fmt: skip
+    where = f"; run = {source}" if any(origin[k] == "run" for k in origin) else ""
+    return chosen, "settings: " + ", ".join(parts) + where
+
+
+# ----------------------------------------------------------------------------- the evaluation
 def run(args) -> int:
     import torch
 
     from grpo.checkpoint import resolve_model_path
+    from grpo.context import split_by_context
     from grpo.evaluate import evaluate
+    from grpo.progress import Progress
     from grpo.tasks import get_task
     from grpo.trainer import pick_device
-    from model import Tokenizer, load_pretrained
+    from model import ModelConfig, Tokenizer, load_pretrained
+    from model.checkpoint import write_json_atomic
 
-    if args.n < 1 or args.samples < 1:
-        raise ValueError("--n and --samples must be >= 1")
+    def note(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
     temperature = args.temperature
     if temperature is None:
         temperature = 0.0 if args.samples == 1 else 1.0
     if args.samples > 1 and temperature == 0:
         raise ValueError("--samples > 1 needs --temperature > 0")
     device = pick_device(args.device)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {args.device}: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
     if args.model in ("demo", "demo-countdown"):
         from grpo.demo import ensure_base
 
         path = ensure_base(args.model)
     else:
         path = resolve_model_path(args.model)
-    # Settings of the run that produced the checkpoint, where there is one.
-    run_cfg, run_dir = {}, None
-    for cand in (path.parent.parent / "train_config.json", path / "train_config.json"):
-        if cand.is_file():
-            run_cfg, run_dir = json.loads(cand.read_text()), cand.parent
-            break
-    template = args.template or run_cfg.get("template", "r1zero")
-    max_new = args.max_new_tokens or run_cfg.get("max_new_tokens", 96)
-    opts = {"template": template}
-    if args.task == "jsonl":
-        if not args.task_path:
-            raise ValueError("--task jsonl needs --task-path FILE")
-        opts["path"] = args.task_path
-    task = get_task(args.task, **opts)
-    model = load_pretrained(path, device=device, dtype=torch.float32)
-    tok = Tokenizer.from_dir(path)
+    run_cfg, run_dir = read_run_config(path)
+    source = str(run_dir / "train_config.json") if run_dir else ""
+    s, line = resolve_settings(args, run_cfg, source)
+    print(line)
+    task_name, max_new, k = s["task"], s["max_new_tokens"], args.samples
+
+    default = f"eval-{task_name}-step{path.name.removeprefix('step_')}-k{k}.json"
+    if run_dir is None:
+        default = f"eval-{task_name}-{path.name}-k{k}.json"
+    out = Path(args.json) if args.json else (run_dir or Path("runs") / "eval") / default
+    check_output_path(out)
+
+    opts: dict[str, Any] = {"template": s["template"], "format_weight": s["format_weight"],
+                            "accuracy_weight": s["accuracy_weight"]}  # fmt: skip
+    if task_name == "jsonl":
+        opts["path"] = s["task_path"]
+    task = get_task(task_name, **opts)
     examples = task.heldout(args.n)
+    if not examples:
+        raise ValueError(f"task {task_name} has no held-out questions")
+    asked = len(examples)
+
+    # Prompt + budget against the context, from config.json and the tokenizer alone:
+    # an over-long question is skipped before any weights are read.
+    context = ModelConfig.from_hf_config(path).max_position_embeddings  # names a bad key
+    tok = Tokenizer.from_dir(path)
+    examples, over = split_by_context(task, tok, examples, max_new, context)
+    if not examples:
+        raise ValueError(f"no held-out question fits: every prompt + --max-new-tokens {max_new} "
+                         f"exceeds the model's context of {context} positions")  # fmt: skip
+    if over:
+        note(f"skipped {len(over)} of {asked} held-out questions: prompt + {max_new} new tokens "
+             f"exceed the model's context of {context} positions")  # fmt: skip
+    print(f"held-out: {len(examples)} questions"
+          + (f" (--n {args.n}; the task's held-out split has {asked})" if asked < args.n else "")
+          + (f", {len(over)} skipped as too long" if over else ""))  # fmt: skip
+    if len(examples) < FEW_QUESTIONS:
+        note(f"warning: only {len(examples)} held-out questions; one question moves the "
+             f"accuracy by {100 / len(examples):.1f} points, so treat the numbers as rough")
+
+    print(f"loading {path} on {device}")
+    model = load_pretrained(path, device=device, dtype=torch.float32)
     autocast = None
     if device.type == "cuda":
         autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    bar = Progress("eval", total=len(examples), log=note, unit="questions")
     t0 = time.perf_counter()
     res = evaluate(
-        model, tok, task, examples, max_new_tokens=max_new, samples=args.samples,
-        temperature=temperature, stop_strings=run_cfg.get("stop", "</answer>").split(","),
+        model, tok, task, examples, max_new_tokens=max_new, samples=k,
+        temperature=temperature, stop_strings=s["stop"].split(","),
         batch_size=args.batch_size, seed=args.seed, autocast=autocast,
-        progress=lambda i, n: print(f"\r{i}/{n} questions", end="", file=sys.stderr),
+        progress=lambda done, total: bar.update(int(done)),
     )  # fmt: skip
-    print(file=sys.stderr)
+    bar.done()
     seconds = time.perf_counter() - t0
-    k = args.samples
     m = res.metrics
     rows = [("pass@1 (accuracy)", m["eval_accuracy"]), ("format rate", m["eval_format_rate"]),
             ("mean completion length", m["eval_completion_len_mean"]),
@@ -118,20 +318,24 @@ def run(args) -> int:
         rows += [(f"pass@{k}", m[f"eval_pass@{k}"]), (f"maj@{k}", m[f"eval_maj@{k}"]),
                  (f"best-of-{k} (rule-based ORM)", m[f"eval_best_of_{k}"])]  # fmt: skip
     mode = "greedy" if temperature == 0 else f"temperature {temperature}"
-    print(f"{path}  |  task {args.task}  |  {len(examples)} held-out questions  |  "
+    print(f"{path}  |  task {task_name}  |  {len(examples)} held-out questions  |  "
           f"{k} sample(s) each, {mode}  |  {seconds:.0f}s")  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     for name, value in rows:
         print(f"  {name:<{width}}{value:8.3f}")
-    default = f"eval-{args.task}-step{path.name.removeprefix('step_')}-k{k}.json"
-    if run_dir is None:
-        default = f"eval-{args.task}-{path.name}-k{k}.json"
-    out = Path(args.json) if args.json else (run_dir or Path("runs") / "eval") / default
-    result = {"model": str(path), "task": args.task, "n": len(examples), "samples": k,
-              "temperature": temperature, "template": template, "max_new_tokens": max_new,
-              "seconds": seconds, "metrics": m}  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"model": str(path), "task": task_name, "task_path": s["task_path"],
+              "n": len(examples), "n_requested": args.n, "skipped_over_context": len(over),
+              "samples": k, "temperature": temperature, "template": s["template"],
+              "max_new_tokens": max_new, "format_weight": s["format_weight"],
+              "accuracy_weight": s["accuracy_weight"], "seed": args.seed, "seconds": seconds,
+              "metrics": m}  # fmt: skip
+    try:
+        write_json_atomic(out, result)
+    except OSError as e:  # checked up front, but the disk may fill: keep the numbers
+        print(json.dumps(result, indent=2, sort_keys=True))
+        note(f"eval.py: error: could not write {out} ({e.strerror or e}); "
+             "the results are printed above")
+        return 1
     print(f"wrote {out}")
     return 0
 

@@ -14,6 +14,14 @@ With k samples per question:
   Here the reward model is the task's rule-based reward (accuracy + format
   weight), a perfect verifier, so best-of-k is an upper bound that a learned
   reward model could only approach.
+
+Progress contract: `progress(done, total)`, if given, is called after every
+decode step. `total` is len(examples) (questions, not sequences); `done` is
+the number of questions finished so far, as a float estimate within a
+generation batch (questions before the batch + batch size x decode steps /
+max_new_tokens) and exact at the end of each batch. It never decreases
+(a batch that stops early jumps to its end), and the last call is
+progress(total, total). The caller throttles what it prints (grpo.progress).
 """
 
 from __future__ import annotations
@@ -57,20 +65,30 @@ def evaluate(
     samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, stop_strings=("</answer>",),
     batch_size: int = 512, seed: int = 0, autocast=None, progress=None,
 ) -> EvalResult:  # fmt: skip
-    """Generate `samples` completions per example and grade them; metrics prefixed eval_."""
+    """Generate `samples` completions per example and grade them; metrics prefixed eval_.
+
+    `progress(done, total)`: see the module docstring for the contract.
+    """
     if samples > 1 and temperature == 0:
         raise ValueError("several samples per question need temperature > 0")
     records: list[dict] = []
+    total = len(examples)
     per_batch = max(1, batch_size // samples)
-    for b0 in range(0, len(examples), per_batch):
+    for b0 in range(0, total, per_batch):
         chunk = examples[b0 : b0 + per_batch]
         prompts = tok.encode_batch([task.prompt(ex) for ex in chunk])
+        step_progress = None
+        if progress:
+
+            def step_progress(t: int, t_max: int, b0: int = b0, m: int = len(chunk)) -> None:
+                progress(b0 + m * t / t_max, total)
+
         with autocast() if autocast else nullcontext():
             out = generate(
                 policy, prompts, max_new_tokens=max_new_tokens, num_samples=samples,
                 temperature=temperature, top_p=top_p if top_p < 1 else None,
                 eos_ids=tok.eos_ids, stop_strings=list(stop_strings), tokenizer=tok,
-                pad_id=tok.pad_id, seed=seed + b0,
+                pad_id=tok.pad_id, seed=seed + b0, progress=step_progress,
             )  # fmt: skip
         ids = out.completions()
         texts = tok.decode_batch(ids)
@@ -86,7 +104,7 @@ def evaluate(
                 "keys": [task.answer_key(texts[r], ex) for r in rows],
             })  # fmt: skip
         if progress:
-            progress(min(b0 + per_batch, len(examples)), len(examples))
+            progress(b0 + len(chunk), total)
     return EvalResult(summarise(records, samples), records)
 
 

@@ -7,6 +7,10 @@ one legend entry per run; held-out evaluation points drawn as markers on the
 same axes) plus overview.png with all six. Default output folder: RUN_DIR/plots
 for one run, plots/ in the current folder for several. Needs matplotlib
 (`pip install -e ".[plot]"`).
+
+A run that is still going, or was killed, can be plotted: a torn last line of
+metrics.jsonl (what a kill mid-write leaves) is skipped, as `--resume` does;
+a bad line anywhere else is an error naming file:line.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 # (file stem, title, training-row key, evaluation-row key or None)
@@ -42,14 +47,74 @@ def _matplotlib():
 
 
 def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """(training rows, evaluation rows) of a run folder's metrics.jsonl."""
+    """(training rows, evaluation rows) of a run folder's metrics.jsonl.
+
+    A torn last line is skipped; any other unreadable line, a row without a
+    numeric "step" or a non-numeric plotted value is a ValueError naming
+    file:line. A file with no rows is a ValueError too.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a run folder?)")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start})") from e
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    plotted = {key for panel in PANELS for key in panel[2:] if key}
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        where = f"{path}:{i + 1}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == last:  # torn by a kill mid-write; the rows before it are whole
+                continue
+            raise ValueError(f"{where}: invalid JSON ({e.msg})") from e
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        if "reward" not in row and "eval_accuracy" not in row:
+            continue  # not a training or evaluation row: nothing to draw
+        if not _is_number(row.get("step")):
+            raise ValueError(f"{where}: row has no numeric 'step' (got {row.get('step')!r})")
+        for key in plotted & row.keys():
+            if not _is_number(row[key]):
+                raise ValueError(f"{where}: {key!r} must be a number, got {row[key]!r}")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} has no training or evaluation rows yet")
     train = [r for r in rows if "reward" in r and "eval_accuracy" not in r]
     evals = [r for r in rows if "eval_accuracy" in r]
     return train, evals
+
+
+def _is_number(v) -> bool:
+    # NaN and infinities count (json writes them for a diverged value; matplotlib leaves a gap).
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """OSError with a clear message unless plots can be written into `out_dir`.
+
+    The nearest existing folder on the way is probed with a temporary file, so
+    a read-only location is found before anything is drawn.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file, not a folder")
+    existing = out_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise OSError(f"--out {out_dir}: cannot write in {existing} ({e.strerror or e})") from e
 
 
 def plot_runs(
@@ -57,6 +122,8 @@ def plot_runs(
     panels: list[str] | None = None, smooth: int = 1,
 ) -> list[Path]:  # fmt: skip
     """Write one PNG per panel plus overview.png; returns the paths written."""
+    if smooth < 1:
+        raise ValueError(f"smooth must be >= 1 (1 = no smoothing), got {smooth}")
     plt = _matplotlib()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +173,8 @@ def plot_runs(
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=9)
+    if names:
+        fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = out_dir / "overview.png"
     fig.savefig(path, dpi=100)
@@ -127,18 +195,34 @@ def _smooth(ys: list[float], k: int) -> list[float]:
     return out
 
 
+def _window(s: str) -> int:
+    try:
+        k = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (1 = no smoothing), got {k}")
+    return k
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grpo.plot", description=__doc__.split("\n")[0])
+    from grpo.config import OneLineErrorParser
+
+    ap = OneLineErrorParser(prog="python -m grpo.plot", description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl")
-    ap.add_argument("--out", help="output folder (default RUN/plots, or plots/ for several)")
-    ap.add_argument("--labels", help="comma-separated legend labels, one per run")
-    ap.add_argument("--smooth", type=int, default=1, help="moving-average window for train rows")
+    ap.add_argument("--out", help="output folder (default: RUN/plots for one run, "
+                    "plots/ for several)")  # fmt: skip
+    ap.add_argument("--labels", help="comma-separated legend labels, one per run "
+                    "(default: the folder names)")  # fmt: skip
+    ap.add_argument("--smooth", type=_window, default=1,
+                    help="moving-average window for train rows (default: 1 = none)")  # fmt: skip
     args = ap.parse_args(argv)
     out = args.out or (Path(args.runs[0]) / "plots" if len(args.runs) == 1 else Path("plots"))
     try:
+        check_out_dir(out)
         paths = plot_runs(args.runs, out, args.labels.split(",") if args.labels else None,
                           smooth=args.smooth)  # fmt: skip
-    except (ImportError, FileNotFoundError, ValueError) as e:
+    except (ImportError, ValueError, OSError) as e:  # OSError: FileNotFoundError, PermissionError
         print(f"grpo.plot: error: {e}", file=sys.stderr)
         return 2
     for p in paths:

@@ -18,6 +18,7 @@ configs for our own from-scratch models.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,15 @@ class ModelConfig:
             if not path.is_file():
                 raise FileNotFoundError(f"missing model config: {path} does not exist")
             try:
-                config = json.loads(path.read_text())
+                config = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path} is not valid JSON: {e}") from e
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path} is not UTF-8 text: {e.reason} at byte {e.start}") from e
+            except OSError as e:
+                raise ValueError(f"{path} cannot be read: {e.strerror or e}") from e
+        if not isinstance(config, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(config).__name__}")
         c = dict(config)
         model_type = c.get("model_type")
         if model_type not in SUPPORTED_MODEL_TYPES:
@@ -116,6 +123,8 @@ class ModelConfig:
                 f"{source}: model_type {model_type!r} (architectures {arch}) is not supported; "
                 f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
+
+        _check_types(c, source)
 
         def unsupported(feature: str) -> UnsupportedModelError:
             return UnsupportedModelError(f"{source}: {model_type} with {feature} is not supported")
@@ -141,22 +150,26 @@ class ModelConfig:
         rope_type = rope.get("rope_type", rope.get("type", "default"))
         scaling = None
         if rope_type == "llama3":
-            try:
-                scaling = RopeScaling(
-                    factor=float(rope["factor"]),
-                    low_freq_factor=float(rope["low_freq_factor"]),
-                    high_freq_factor=float(rope["high_freq_factor"]),
-                    original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
-                )
-            except KeyError as e:
-                raise ValueError(f"{source}: llama3 rope scaling lacks {e.args[0]!r}") from e
+            for key in ("factor", "low_freq_factor", "high_freq_factor",
+                        "original_max_position_embeddings"):  # fmt: skip
+                if key not in rope:
+                    raise ValueError(f"{source}: llama3 rope scaling lacks {key!r}")
+                if not _is_number(rope[key]) or not rope[key] > 0:
+                    raise ValueError(f"{source}: rope scaling {key!r} must be a positive number, "
+                                     f"got {rope[key]!r}")  # fmt: skip
+            scaling = RopeScaling(
+                factor=float(rope["factor"]),
+                low_freq_factor=float(rope["low_freq_factor"]),
+                high_freq_factor=float(rope["high_freq_factor"]),
+                original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
+            )
         elif rope_type != "default":
             raise unsupported(f"rope_type={rope_type!r} (supported: default, llama3)")
 
         required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                     "num_attention_heads")  # fmt: skip
         for key in required:
-            if key not in c:
+            if c.get(key) is None:
                 raise ValueError(f"{source}: required key {key!r} is missing")
         n_heads = c["num_attention_heads"]
         head_dim = c.get("head_dim") or c["hidden_size"] // n_heads
@@ -180,10 +193,10 @@ class ModelConfig:
             num_heads=n_heads,
             num_kv_heads=c.get("num_key_value_heads") or n_heads,
             head_dim=head_dim,
-            rms_norm_eps=c.get("rms_norm_eps", 1e-6),
+            rms_norm_eps=c.get("rms_norm_eps") or 1e-6,
             rope_theta=float(theta),
             rope_scaling=scaling,
-            max_position_embeddings=c.get("max_position_embeddings", 2048),
+            max_position_embeddings=c.get("max_position_embeddings") or 2048,
             # Absent means untied for all three families (their HF defaults).
             tie_word_embeddings=bool(c.get("tie_word_embeddings", False)),
             attention_bias=bias,
@@ -253,6 +266,59 @@ class ModelConfig:
     def with_(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+
+# Types of the config.json keys we read; a wrong one is named before it can fail
+# deep inside the model ("hidden_size": "128" would be a TypeError in nn.Linear).
+_POSITIVE_INT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                      "num_attention_heads", "num_key_value_heads", "head_dim",
+                      "max_position_embeddings")  # fmt: skip
+_POSITIVE_FLOAT_KEYS = ("rms_norm_eps", "rope_theta")
+_BOOL_KEYS = ("tie_word_embeddings", "attention_bias", "mlp_bias", "use_sliding_window")
+_TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_types(c: dict[str, Any], source: str) -> None:
+    """ValueError naming the file and the key for a value of the wrong type (null = absent)."""
+
+    def bad(key: str, want: str) -> ValueError:
+        return ValueError(f"{source}: {key!r} must be {want}, got {c[key]!r}")
+
+    for key in _POSITIVE_INT_KEYS:
+        v = c.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise bad(key, "a positive integer")
+    for key in _POSITIVE_FLOAT_KEYS:
+        v = c.get(key)
+        if v is not None and not (_is_number(v) and v > 0):
+            raise bad(key, "a positive number")
+    for key in _BOOL_KEYS:
+        v = c.get(key)
+        if v is not None and not (isinstance(v, bool) or (isinstance(v, int) and v in (0, 1))):
+            raise bad(key, "true or false")
+    for key in _TOKEN_ID_KEYS:
+        v = c.get(key)
+        ids = v if isinstance(v, list) and key == "eos_token_id" else [v]
+        if v is not None and not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids
+        ):
+            raise bad(key, "a token id (an integer >= 0)" + (" or a list of them"
+                           if key == "eos_token_id" else ""))  # fmt: skip
+    for key in ("rope_parameters", "rope_scaling"):
+        if c.get(key) is not None and not isinstance(c[key], dict):
+            raise bad(key, "an object")
+    for key in ("hidden_act", "model_type"):
+        if c.get(key) is not None and not isinstance(c[key], str):
+            raise bad(key, "a string")
+    layer_types = c.get("layer_types")
+    if layer_types is not None and not (
+        isinstance(layer_types, list) and all(isinstance(t, str) for t in layer_types)
+    ):
+        raise bad("layer_types", "a list of strings")
 
 
 # Tiny configs for our own from-scratch models (vocab_size is set from the tokenizer).

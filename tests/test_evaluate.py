@@ -75,3 +75,28 @@ def test_eval_cli_on_a_tiny_run(tmp_path):
     p = subprocess.run([sys.executable, "eval.py", "--model", str(tmp_path / "nope")], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert p.returncode == 2 and "nope" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_progress_is_reported_within_a_generation_batch():
+    from grpo.evaluate import evaluate
+    from grpo.tasks import get_task
+    from model import PRESETS, Transformer, train_bpe_tokenizer
+
+    task = get_task("addition")
+    tok = train_bpe_tokenizer([task.prompt(task.train_example(i)) for i in range(100)], 300)
+    cfg = PRESETS["tiny"].with_(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id,
+                                hidden_size=32, intermediate_size=64, num_layers=1, head_dim=8)
+    model = Transformer(cfg).init_weights(seed=0)
+    examples = task.heldout(6)
+    calls = []
+    kw = dict(max_new_tokens=20, batch_size=3)
+    res = evaluate(model, tok, task, examples, **kw, progress=lambda d, t: calls.append((d, t)))
+    done = [d for d, _ in calls]
+    # Two batches of three questions: the old contract called twice, at each batch end.
+    assert len(calls) > 4, f"progress called {len(calls)} times for 2 batches x 20 tokens"
+    assert all(t == 6 for _, t in calls), f"total should be the question count: {calls}"
+    assert done == sorted(done), f"progress went backwards: {done}"
+    assert any(0 < d < 3 for d in done), f"no progress inside the first batch: {done}"
+    assert calls[-1] == (6, 6) and 3 in done, f"batch ends should be exact: {calls}"
+    plain = evaluate(model, tok, task, examples, **kw)
+    assert plain.metrics == res.metrics, "a progress callback changed the metrics"
