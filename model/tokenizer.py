@@ -80,9 +80,12 @@ class Tokenizer:
             if not f.is_file():
                 return {}
             try:
-                return json.loads(f.read_text())
-            except json.JSONDecodeError as e:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ValueError(f"{f} is not valid JSON: {e}") from e
+            if not isinstance(data, dict):
+                raise ValueError(f"{f}: expected a JSON object, got {type(data).__name__}")
+            return data
 
         tok_cfg, model_cfg, gen_cfg = (
             read("tokenizer_config.json"), read("config.json"), read("generation_config.json")

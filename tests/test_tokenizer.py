@@ -72,3 +72,13 @@ def test_missing_or_bad_files(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match="tokenizer.json"):
         Tokenizer.from_dir(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["tokenizer_config.json", "config.json", "generation_config.json"])
+@pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe{}"])
+def test_side_config_not_an_object_names_the_file(tok, tmp_path, name, content):
+    """A list or non-UTF-8 side file is one clear ValueError naming it, not AttributeError."""
+    tok.save(tmp_path)
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=name):
+        Tokenizer.from_dir(tmp_path)
