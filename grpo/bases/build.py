@@ -1,0 +1,225 @@
+"""Base folders: build one (atomically, with a manifest), validate it, cache it, ensure it.
+
+    from grpo.bases.build import ensure_base
+    path = ensure_base("demo")             # shipped copy if valid, else .cache/, else build
+    path = ensure_base("demo-countdown")   # .cache/demo-countdown-base/, built on first use
+
+The checkpoint folder has Hugging Face layout (config.json, model.safetensors,
+tokenizer.json, tokenizer_config.json, generation_config.json) plus
+manifest.json: the build parameters, training stats and the sha256 of every
+file. `ensure_demo_base` rebuilds a folder whose parameters differ from the
+current `BuildConfig` (stale) or whose files are missing or do not match their
+hashes (corrupt), and logs why. Nothing here ever writes into the shipped
+assets/demo-base/: only `build_base` with that folder as `out` does, and the
+CLI passes it only when asked with `--out assets/demo-base`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from grpo.bases.addition import DEFAULT_CONFIG, BuildConfig
+from grpo.bases.common import Log
+from grpo.bases.countdown import COUNTDOWN_CONFIG
+from grpo.bases.pretrain import AnyConfig, pretrain, resolve_device
+from model.checkpoint import fsync_dir, save_pretrained, write_json_atomic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_DIR = REPO_ROOT / "assets" / "demo-base"
+CACHE_DIR = REPO_ROOT / ".cache" / "demo-base"
+COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-base"
+CHECKPOINT_FILES = (
+    "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    "generation_config.json",
+)  # fmt: skip
+MANIFEST = "manifest.json"
+
+BASES = ("demo", "demo-countdown")  # the names `ensure_base` (and the trainer's --model) take
+BUILD_COMMANDS = {
+    "demo": "python -m grpo.demo build",
+    "demo-countdown": "python -m grpo.demo build --base demo-countdown",
+}
+
+
+def base_config(name: str) -> AnyConfig:
+    """The default build config of a named base."""
+    if name == "demo":
+        return DEFAULT_CONFIG
+    if name == "demo-countdown":
+        return COUNTDOWN_CONFIG
+    raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
+
+
+def cache_dir(name: str) -> Path:
+    """Where a named base is built when no folder is given (never the shipped copy)."""
+    base_config(name)  # unknown names fail here
+    return CACHE_DIR if name == "demo" else COUNTDOWN_CACHE_DIR
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_base(
+    out: str | Path, config: AnyConfig = DEFAULT_CONFIG, log: Log = print, log_every: int = 50,
+    device: str | torch.device = "cpu",
+) -> Path:  # fmt: skip
+    """Pretrain and write a checkpoint folder with a manifest; atomic (temp folder, rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model, tok, stats = pretrain(config, log, log_every, device)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    try:
+        save_pretrained(model, tmp, tokenizer=tok)
+        if config.task == "countdown":
+            what = "R1-Zero GPU-preset base model (grpo/bases/); rebuild: "
+            what += BUILD_COMMANDS["demo-countdown"]
+        else:
+            what = "R1-Zero demo base model (grpo/bases/); rebuild: " + BUILD_COMMANDS["demo"]
+        manifest = {
+            "what": what + " --out <this folder>",
+            "build": config.to_dict(),
+            "stats": stats,
+            "files": {name: sha256_file(tmp / name) for name in CHECKPOINT_FILES},
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+        # mkdtemp/mkstemp create private modes; a cache or an asset is shared reading.
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"wrote {out} ({stats['total_seconds']:.0f}s)")
+    return out
+
+
+def validate_base(path: str | Path, config: AnyConfig = DEFAULT_CONFIG) -> str | None:
+    """None if `path` holds a complete build of `config`; otherwise the reason it does not."""
+    path = Path(path)
+    if not path.is_dir():
+        return f"{path} does not exist"
+    mf = path / MANIFEST
+    if not mf.is_file():
+        return f"{mf} is missing"
+    try:
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return f"{mf} is not valid JSON ({e})"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return f"{mf} has no file list"
+    built = manifest.get("build")
+    want = config.to_dict()
+    if built != want:
+        changed = sorted(
+            k for k in set(want) | set(built or {}) if (built or {}).get(k) != want.get(k)
+        )
+        detail = ", ".join(f"{k}: {(built or {}).get(k)!r} -> {want.get(k)!r}" for k in changed)
+        return f"stale: build parameters changed ({detail})"
+    for name in CHECKPOINT_FILES:
+        f = path / name
+        if not f.is_file():
+            return f"corrupt: {name} is missing"
+        want_hash = manifest["files"].get(name)
+        if want_hash is None:
+            return f"corrupt: {name} is not in the manifest"
+        if sha256_file(f) != want_hash:
+            return f"corrupt: {name} does not match its sha256 in the manifest"
+    return None
+
+
+def base_task(path: str | Path) -> str:
+    """The task a base folder was built for, from its manifest ("addition" if it says none)."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return "addition"
+    build = manifest.get("build") if isinstance(manifest, dict) else None
+    return build.get("task", "addition") if isinstance(build, dict) else "addition"
+
+
+def ensure_demo_base(
+    path: str | Path | None = None, rebuild: bool = False, log: Log = print,
+    config: BuildConfig = DEFAULT_CONFIG, log_every: int = 50,
+) -> Path:  # fmt: skip
+    """A folder holding a valid demo base model, building it if needed.
+
+    With `path=None`: the shipped assets/demo-base/ if it validates, else the
+    cache .cache/demo-base/ under the repository root (built or rebuilt there).
+    With a path: that folder, rebuilt if missing, stale or corrupt.
+    `rebuild=True` always builds (never over the shipped copy when path is None).
+    """
+    if path is None:
+        if not rebuild:
+            reason = validate_base(SHIPPED_DIR, config)
+            if reason is None:
+                return SHIPPED_DIR
+            log(f"demo base: shipped copy not used: {reason}")
+        path = CACHE_DIR
+    path = Path(path)
+    if not rebuild:
+        reason = validate_base(path, config)
+        if reason is None:
+            return path
+        log(f"demo base: building {path}: {reason}")
+    else:
+        log(f"demo base: rebuilding {path} (asked to)")
+    return build_base(path, config, log, log_every)
+
+
+def ensure_base(
+    name: str = "demo", log: Log = print, *, path: str | Path | None = None,
+    rebuild: bool = False, device: str | torch.device = "auto",
+    config: AnyConfig | None = None,
+) -> Path:  # fmt: skip
+    """A folder holding a valid build of the named base, building it if needed.
+
+    "demo": the CPU demo's addition base, exactly `ensure_demo_base` (the
+    shipped assets/demo-base/ if valid, else .cache/demo-base/, built on CPU;
+    `device` is not used).
+    "demo-countdown": the GPU preset's countdown base, never shipped (~130 MB):
+    .cache/demo-countdown-base/ (or `path`), built on first use on `device`
+    ("auto": CUDA if available) and rebuilt when stale or corrupt. Building the
+    default config on a CPU is refused (it would take many hours); build it
+    there on purpose with `python -m grpo.demo build --base demo-countdown --device cpu`.
+    """
+    want = config if config is not None else base_config(name)
+    if name == "demo":
+        return ensure_demo_base(path, rebuild=rebuild, log=log, config=want)
+    base_config(name)  # unknown names fail here
+    path = Path(path) if path is not None else cache_dir(name)
+    if not rebuild:
+        reason = validate_base(path, want)
+        if reason is None:
+            return path
+        log(f"{name} base: building {path}: {reason}")
+    else:
+        log(f"{name} base: rebuilding {path} (asked to)")
+    dev = resolve_device(device)
+    if dev.type == "cpu" and want == COUNTDOWN_CONFIG:
+        raise ValueError(
+            f"the {name} base is built on a GPU (~10 min on one H100, hours on a CPU) and "
+            f"there is no CUDA device here; on a CPU build it explicitly with "
+            f"`{BUILD_COMMANDS[name]} --device cpu`, or a weaker one with --steps/--docs/--out DIR "
+            f"and train from DIR; or build it on a GPU machine and copy {path}"
+        )
+    return build_base(path, want, log, device=dev)

@@ -1,0 +1,245 @@
+"""`python -m grpo.demo build | inspect`: build a base model, or measure one.
+
+    python -m grpo.demo build                          # "demo" into .cache/demo-base/
+    python -m grpo.demo build --out assets/demo-base   # the shipped asset: only when asked so
+    python -m grpo.demo build --base demo-countdown    # into .cache/demo-countdown-base/
+    python -m grpo.demo build --out /tmp/b --steps 100 --docs 5000 --set hidden_size=128
+    python -m grpo.demo inspect --base /tmp/b --n 200 --json /tmp/b/inspect.json
+
+Every user error (a number out of range, a bad --set, --device or --base, an
+unwritable --out or --json) is one line on stderr and exit status 2, found
+before any work starts. Ctrl-C is one line and exit status 130; an
+interrupted build leaves the folder it was replacing as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+from grpo.bases import build
+from grpo.bases.addition import DEFAULT_CONFIG
+from grpo.bases.build import BASES, base_config, base_task, build_base
+from grpo.bases.countdown import COUNTDOWN_CONFIG
+from grpo.bases.inspect import format_report, inspect_base
+from grpo.bases.pretrain import AnyConfig, resolve_device
+from grpo.config import OneLineErrorParser
+from model.checkpoint import CheckpointError
+from model.config import ModelConfig
+from model.tokenizer import Tokenizer
+
+PROG = "python -m grpo.demo"
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default once: appended, unless its help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "default" in text else super()._get_help_string(action)
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer >= low, else a one-line error naming the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser, and its subcommands' parsers by name (they report their own errors)."""
+    parser = OneLineErrorParser(prog=PROG, description="Build or inspect the demo's base models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d, c = DEFAULT_CONFIG, COUNTDOWN_CONFIG
+    b = sub.add_parser(
+        "build", formatter_class=_Help, help="pretrain a base model into the cache (or --out)",
+        description="Pretrain a base model. Without --out it goes to the cache; the shipped "
+        "assets/demo-base/ is written only when named: --out assets/demo-base.",
+    )  # fmt: skip
+    b.add_argument("--base", choices=BASES, default="demo",
+                   help="demo: the CPU demo's addition base (shipped); demo-countdown: the GPU "
+                   "preset's countdown base")  # fmt: skip
+    b.add_argument("--out", default=None,
+                   help="output folder (default: .cache/demo-base/ for demo, "
+                   ".cache/demo-countdown-base/ for demo-countdown; never the shipped "
+                   "assets/demo-base/ unless it is named here)")  # fmt: skip
+    b.add_argument("--seed", type=_int_at_least(0), default=None,
+                   help=f"build seed, >= 0 (default: the base's, {d.seed})")  # fmt: skip
+    b.add_argument("--steps", type=_int_at_least(1), default=None,
+                   help=f"optimizer steps, >= 1 (default: the base's, {d.steps} for demo, "
+                   f"{c.steps} for demo-countdown)")  # fmt: skip
+    b.add_argument("--docs", type=_int_at_least(1), default=None,
+                   help=f"corpus documents, >= 1 (default: the base's, {d.num_docs} for demo, "
+                   f"{c.num_docs} for demo-countdown)")  # fmt: skip
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other build parameter, e.g. --set hidden_size=256; repeatable, "
+                   "range-checked by the build config (default: none)")  # fmt: skip
+    b.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N or auto (default: cpu for demo, whose shipped bytes "
+                   "are a CPU build; auto otherwise)")  # fmt: skip
+    b.add_argument("--log-every", type=_int_at_least(1), default=50,
+                   help="progress line every N steps, >= 1")  # fmt: skip
+    i = sub.add_parser(
+        "inspect", formatter_class=_Help, help="measure a base: modes, accuracies, format rate",
+        description="Measure a base on held-out problems: greedy, sampled at temperature 1, "
+        "and greedy after a forced ' <think> '.",
+    )  # fmt: skip
+    i.add_argument("--base", default="demo", help="a checkpoint folder, or a base name: "
+                   f"{', '.join(BASES)} (built if needed)")  # fmt: skip
+    i.add_argument("--task", choices=("addition", "countdown"), default=None,
+                   help="the task to measure on "
+                   "(default: the one in the base's manifest)")  # fmt: skip
+    i.add_argument("--n", type=_int_at_least(1), default=500, help="held-out problems, >= 1")
+    i.add_argument("--samples", type=_int_at_least(1), default=4,
+                   help="temperature-1 samples per problem, >= 1")  # fmt: skip
+    i.add_argument("--max-new-tokens", type=_int_at_least(1), default=None,
+                   help="completion budget, >= 1 "
+                   "(default: 128 for addition, 384 for countdown)")  # fmt: skip
+    i.add_argument("--json", default=None, help="also write the report to this JSON file "
+                   "(default: none, the report is only printed)")  # fmt: skip
+    return parser, {"build": b, "inspect": i}
+
+
+def _override(config: AnyConfig, assignment: str) -> AnyConfig:
+    """replace(config, key=value) from "key=value", the value parsed as the field's type.
+
+    The config checks its own numbers (`check_build_numbers`): a ValueError names the field.
+    """
+    key, eq, value = assignment.partition("=")
+    names = [f.name for f in fields(config)]
+    if not eq or key not in names:
+        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, KEY one of {', '.join(names)}")
+    kind = type(getattr(config, key))
+    try:
+        return replace(config, **{key: kind(value)})
+    except ValueError as e:
+        raise ValueError(f"--set {assignment!r}: {e}") from None
+
+
+def _unwritable(path: Path, folder: bool) -> str | None:
+    """Why `path` cannot be written as a folder (or a file), or None. Creates nothing."""
+    path = path.absolute()
+    if folder and path.exists() and not path.is_dir():
+        return "exists and is not a folder"
+    if not folder and path.is_dir():
+        return "is a folder"
+    if not folder and path.is_file():
+        return None if os.access(path, os.W_OK) else "is not writable"
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable"
+    return None
+
+
+def _not_a_base(path: Path) -> str | None:
+    """Why `path` is not a checkpoint folder `inspect` can read (config and tokenizer), or None."""
+    if not path.is_dir():
+        return f"no such folder (expected a checkpoint folder, or one of {', '.join(BASES)})"
+    try:
+        ModelConfig.from_hf_config(path)
+        Tokenizer.from_dir(path)
+    except (ValueError, OSError) as e:  # UnsupportedModelError is a ValueError
+        return f"not a checkpoint folder this project can load: {e}"
+    return None
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    """One line on stderr, exit status 2 (for errors found after parsing, without "--help")."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    default = base_config(args.base)
+    try:
+        config = default
+        for key, value in (("seed", args.seed), ("steps", args.steps), ("num_docs", args.docs)):
+            if value is not None:
+                config = replace(config, **{key: value})
+        for assignment in args.set:
+            config = _override(config, assignment)
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        device = resolve_device(args.device or ("cpu" if args.base == "demo" else "auto"))
+    except ValueError as e:
+        parser.error(f"--{e}")  # "--device 'gpu': expected cpu, cuda, cuda:N or auto"
+    out = Path(args.out) if args.out else build.cache_dir(args.base)
+    problem = _unwritable(out, folder=True)
+    if problem:
+        parser.error(f"--out {out}: {problem}")
+    _log(f"build config: {json.dumps(config.to_dict())}")
+    changed = [k for k, v in config.to_dict().items() if v != default.to_dict()[k]]
+    if out.resolve() == build.SHIPPED_DIR.resolve():
+        _log(f"writing the shipped asset {out} (asked for with --out)")
+    if changed:
+        _log(f"note: not the default {args.base} build ({', '.join(changed)} changed): "
+             f"--model {args.base} will not use it; train from it with --model {out}")  # fmt: skip
+    try:
+        build_base(out, config, _log, args.log_every, device)
+    except ValueError as e:  # e.g. --set seq_len smaller than the longest document
+        _fail(parser, str(e))
+    return 0
+
+
+def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.json:
+        problem = _unwritable(Path(args.json), folder=False)
+        if problem:
+            parser.error(f"--json {args.json}: {problem}")
+    if args.base in BASES:
+        try:
+            base = build.ensure_base(args.base, _log)
+        except ValueError as e:  # demo-countdown on a machine without CUDA
+            _fail(parser, str(e))
+    else:
+        base = Path(args.base)
+        problem = _not_a_base(base)
+        if problem:
+            parser.error(f"--base {args.base}: {problem}")
+    task = args.task or base_task(base)
+    budget = args.max_new_tokens or (384 if task == "countdown" else 128)
+    try:
+        report = inspect_base(base, args.n, args.samples, budget, task=task)
+    except CheckpointError as e:  # weights missing or corrupt
+        _fail(parser, f"--base {args.base}: {e}")
+    print(format_report(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # progress lines show up as they are written
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+    parser, commands = make_parser()
+    args = parser.parse_args(argv)
+    command = commands[args.command]
+    try:
+        return run_build(args, command) if args.command == "build" else run_inspect(args, command)
+    except KeyboardInterrupt:  # a build replaces its folder only once it is complete
+        print(f"{command.prog}: interrupted", file=sys.stderr)
+        return 130
