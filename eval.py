@@ -179,8 +179,14 @@ def check_output_path(out: Path) -> None:
         ) from e
 
 
-def resolve_settings(args, run_cfg: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
-    """Task settings: flag > the run's train_config.json > default; and a line saying which."""
+def resolve_settings(
+    args, run_cfg: dict[str, Any], source: str, saved: str = "run"
+) -> tuple[dict[str, Any], str]:
+    """Task settings: flag > the run's train_config.json > default; and a line saying which.
+
+    `saved` names where run_cfg came from in that line ("run", or "base" for a
+    built-in base, whose manifest names only its task).
+    """
     defaults = {"task": "addition", "task_path": None, "template": "r1zero",
                 "max_new_tokens": DEFAULT_MAX_NEW_TOKENS, "format_weight": 0.1,
                 "accuracy_weight": 1.0, "stop": "</answer>"}  # fmt: skip
@@ -209,7 +215,7 @@ def resolve_settings(args, run_cfg: dict[str, Any], source: str) -> tuple[dict[s
         )  # fmt: skip
         if not ok:
             raise ValueError(f"{source}: {key!r} must be {kind.__name__}, got {value!r}")
-        chosen[key], origin[key] = kind(value), "run"
+        chosen[key], origin[key] = kind(value), saved
     if chosen["max_new_tokens"] < 1:
         raise ValueError(f"{source}: 'max_new_tokens' must be >= 1, got {chosen['max_new_tokens']}")
     if chosen["task"] == "jsonl" and not chosen["task_path"]:
@@ -220,7 +226,7 @@ def resolve_settings(args, run_cfg: dict[str, Any], source: str) -> tuple[dict[s
              "accuracy_weight"]  # fmt: skip
     parts = [f"{k.replace('_', ' ')} {chosen[k]} ({origin[k]})" for k in shown
              if chosen[k] is not None]  # fmt: skip
-    where = f"; run = {source}" if any(origin[k] == "run" for k in origin) else ""
+    where = f"; {saved} = {source}" if any(origin[k] == saved for k in origin) else ""
     return chosen, "settings: " + ", ".join(parts) + where
 
 
@@ -249,15 +255,14 @@ def run(args) -> int:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"--device {args.device}: this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
-    if args.model in ("demo", "demo-countdown"):
-        from grpo.demo import ensure_base
+    from grpo.bases import BASES, base_task, ensure_base
 
-        path = ensure_base(args.model)
-    else:
-        path = resolve_model_path(args.model)
+    path = ensure_base(args.model) if args.model in BASES else resolve_model_path(args.model)
     run_cfg, run_dir = read_run_config(path)
-    source = str(run_dir / "train_config.json") if run_dir else ""
-    s, line = resolve_settings(args, run_cfg, source)
+    source, origin = (str(run_dir / "train_config.json") if run_dir else ""), "run"
+    if not run_cfg and args.model in BASES:  # a built-in base: the task it was built for
+        run_cfg, source, origin = {"task": base_task(path)}, args.model, "base"
+    s, line = resolve_settings(args, run_cfg, source, origin)
     print(line)
     task_name, max_new, k = s["task"], s["max_new_tokens"], args.samples
 

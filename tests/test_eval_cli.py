@@ -255,3 +255,23 @@ def test_stdout_is_line_buffered_when_piped(tmp_path):
     assert "line written before a hard exit" in p.stdout, (
         f"stdout is block-buffered when piped; got {p.stdout!r}"
     )
+
+
+def test_builtin_base_is_evaluated_on_the_task_it_was_built_for(tiny_model, tmp_path, capsys,
+                                                                  monkeypatch):  # fmt: skip
+    """`--model demo-countdown` without --task: the base's own task (its manifest), not addition."""
+    import grpo.bases
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    (base / "manifest.json").write_text(json.dumps({"build": {"task": "countdown"}}))
+    cfg = json.loads((base / "config.json").read_text())  # room for a countdown prompt
+    (base / "config.json").write_text(json.dumps({**cfg, "max_position_embeddings": 2048}))
+    monkeypatch.setattr(grpo.bases, "ensure_base", lambda name, log=print: base)
+    out_json = tmp_path / "r.json"
+    code, out, err = _main_in_process(
+        ["--model", "demo-countdown", "--n", "2", "--max-new-tokens", "4", "--json",
+         str(out_json)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out_json.read_text())["task"] == "countdown", out
+    assert "task countdown (base)" in out, out

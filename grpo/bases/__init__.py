@@ -48,6 +48,7 @@ from grpo.bases.addition import DEFAULT_CONFIG, BuildConfig
 from grpo.bases.build import (
     BASES,
     base_config,
+    base_task,
     build_base,
     ensure_base,
     validate_base,
@@ -57,5 +58,6 @@ from grpo.bases.countdown import COUNTDOWN_CONFIG, CountdownBuildConfig
 
 __all__ = [
     "BASES", "COUNTDOWN_CONFIG", "DEFAULT_CONFIG", "EOS", "TAGS", "TEMPLATE", "BuildConfig",
-    "CountdownBuildConfig", "base_config", "build_base", "ensure_base", "validate_base",
+    "CountdownBuildConfig", "base_config", "base_task", "build_base", "ensure_base",
+    "validate_base",
 ]  # fmt: skip
