@@ -7,12 +7,14 @@
 
 Every hyperparameter is a flag (see --help); they are defined once, in
 grpo/config.py. The run folder gets metrics.jsonl, samples.jsonl,
-checkpoints/ and plots/.
+checkpoints/ and plots/. Ctrl-C or SIGTERM stops at a consistent point and
+checkpoints it (exit 130 or 143); --resume continues from there.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 # Bitwise-reproducible CPU runs: MKL's default code paths may depend on memory
@@ -28,6 +30,10 @@ from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Piped (`| tee log`, nohup) output would otherwise arrive in 8 KB blocks, minutes late.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     ap = OneLineErrorParser(
         prog="train_zero.py", description=__doc__.split("\n")[0],
         epilog="Defaults run the built-in demo on CPU in a few minutes.",
@@ -37,10 +43,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue the run in --out from its latest checkpoint")  # fmt: skip
     add_config_flags(ap)
     ns = ap.parse_args(argv)
+    # Until training runs (it installs its own handlers), SIGTERM stops like Ctrl-C.
+    old_term = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(ap, ns)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+class _Terminated(Exception):
+    """SIGTERM before training started (or after it ended)."""
+
+
+def _terminate(_signum, _frame) -> None:
+    raise _Terminated
+
+
+def _run(ap, ns) -> int:
+    from grpo.checkpoint import RunInUse
     from model.checkpoint import CheckpointError
 
     try:
-        from grpo.trainer import Trainer, TrainingDiverged
+        from grpo.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
         if ns.resume:
             if not getattr(ns, "out", None):
@@ -53,12 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"train_zero.py: {e}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError, CheckpointError) as e:
+    except TrainingInterrupted as e:
+        print(f"\ntrain_zero.py: {e}", file=sys.stderr)
+        return e.exit_code
+    except (RunInUse, CheckpointError) as e:
+        print(f"train_zero.py: error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with --resume (from the last checkpoint)", file=sys.stderr)
-        return 130
+    except OSError as e:  # the file system's doing (a full disk, a read-only folder)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"train_zero.py: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated) as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, _Terminated) else ("SIGINT", 130)
+        print(f"\ntrain_zero.py: {name}: stopped outside training, nothing to save "
+              "(--resume continues a run from its last checkpoint)", file=sys.stderr)  # fmt: skip
+        return code
     return 0
 
 
@@ -67,7 +103,7 @@ def _resumed_config(ns):
     import json
     from pathlib import Path
 
-    from grpo.config import TrainConfig, read_config_file
+    from grpo.config import TrainConfig, given_flags, read_config_file
 
     saved_file = Path(ns.out) / "train_config.json"
     if not saved_file.is_file():
@@ -75,9 +111,9 @@ def _resumed_config(ns):
     merged = json.loads(saved_file.read_text())
     if ns.config:
         merged.update(read_config_file(ns.config))
-    _, given = config_from_args(ns)
+    given = given_flags(ns)  # validated once merged, not against the defaults
     merged.update(given)
-    return TrainConfig.from_dict(merged, source=str(saved_file))
+    return TrainConfig.from_dict(merged, source=str(saved_file), flag_keys=given)
 
 
 if __name__ == "__main__":

@@ -9,25 +9,42 @@
 A checkpoint is written into a temporary folder, flushed to disk, and renamed
 into place; only then is `latest` replaced (itself atomically). A process
 killed at any moment leaves `latest` naming a complete checkpoint; leftover
-temporary folders are removed on the next save.
+temporary folders are removed at the next start (`remove_stale_tmp`) and on
+the next save. A save that fails (a full disk) removes its temporary folder
+and raises `CheckpointError` saying why.
+
+One process writes a run folder at a time: `RunLock` holds an exclusive
+`flock` on `run/.lock` (which names the holder's PID) until the process ends.
 """
 
 from __future__ import annotations
 
+import difflib
+import errno
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
-from model import Tokenizer, Transformer, save_pretrained
+from model import PRESETS, CheckpointError, Tokenizer, Transformer, save_pretrained
 from model.checkpoint import atomic_path, fsync_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a run folder is not protected there
+    fcntl = None
 
 STATE_FILE = "trainer_state.pt"
 LATEST = "latest"
+LOCK_FILE = ".lock"
+# What `--model` accepts besides a folder: the demo bases, then the random-init presets.
+BUILTIN_MODELS = ("demo", "demo-countdown", *(k for k in PRESETS if k != "demo"))
 
 
 def rng_state() -> dict[str, Any]:
@@ -68,19 +85,63 @@ def save_checkpoint(
         shutil.rmtree(stale, ignore_errors=True)
     name = f"step_{step:06d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
-    save_pretrained(model, tmp, tokenizer=tokenizer)
-    torch.save({**state, "step": step, "rng": rng_state()}, tmp / STATE_FILE)
-    _fsync_tree(tmp)
     final = root / name
-    if final.exists():  # a complete copy from an attempt that died before updating `latest`
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync_dir(root)
-    with atomic_path(root / LATEST) as t:
-        t.write_text(name + "\n")
-    fsync_dir(root)
+    try:
+        save_pretrained(model, tmp, tokenizer=tokenizer)
+        # state["rng"], if given, is the RNG state of the step boundary the state belongs to.
+        torch.save({"rng": rng_state(), **state, "step": step}, tmp / STATE_FILE)
+        _fsync_tree(tmp)
+        if final.exists():  # a complete copy from an attempt that died before updating `latest`
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(root)
+        with atomic_path(root / LATEST) as t:
+            t.write_text(name + "\n")
+        fsync_dir(root)
+    except BaseException as e:  # a full disk, or a second Ctrl-C: leave no half-written folder
+        reason = _write_failure(e, root)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if reason is None:
+            raise
+        try:
+            last = latest_checkpoint(run_dir)
+        except FileNotFoundError:
+            last = None
+        kept = f"; the last complete checkpoint is {last}" if last else ""
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}{kept}") from e
     _prune(root, keep, protect=name)
     return final
+
+
+def _write_failure(e: BaseException, root: Path) -> str | None:
+    """Why a checkpoint write failed, if it is the file system's fault; None for anything else."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    # safetensors and torch.save report I/O errors in their own exception types.
+    if isinstance(e, SafetensorError):
+        m = re.search(r"os error (\d+)", str(e))
+        if m:
+            return os.strerror(int(m.group(1)))
+    if isinstance(e, (SafetensorError, RuntimeError)):
+        try:
+            if shutil.disk_usage(root).free < 1 << 20:  # a write failed with < 1 MiB left
+                return os.strerror(errno.ENOSPC)
+        except OSError:
+            pass
+    return None
+
+
+def remove_stale_tmp(run_dir: str | Path) -> list[Path]:
+    """Remove what interrupted saves left behind (call it holding the run's `RunLock`)."""
+    run_dir = Path(run_dir)
+    root = run_dir / "checkpoints"
+    stale = [*root.glob(".tmp-*"), *root.glob(".*.tmp"), *run_dir.glob("*.tmp")]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
 
 
 def _prune(root: Path, keep: int, protect: str) -> None:
@@ -102,9 +163,21 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
-def resolve_model_path(path: str | Path) -> Path:
-    """A run folder or a checkpoint folder -> the folder holding config.json."""
+def resolve_model_path(path: str | Path, builtins: tuple[str, ...] = BUILTIN_MODELS) -> Path:
+    """A run folder or a checkpoint folder -> the folder holding config.json.
+
+    `builtins`: the names the caller handles itself, listed when `path` does not exist.
+    """
     path = Path(path)
+    if not path.exists():
+        close = difflib.get_close_matches(str(path), builtins, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise FileNotFoundError(
+            f"--model {path}: no such folder, and not a built-in model "
+            f"({', '.join(builtins)}){hint}"
+        )
+    if not path.is_dir():
+        raise FileNotFoundError(f"--model {path} is a file; it takes a checkpoint or run folder")
     if (path / "config.json").is_file():
         return path
     ckpt = latest_checkpoint(path)
@@ -117,3 +190,57 @@ def resolve_model_path(path: str | Path) -> Path:
 
 def load_trainer_state(ckpt: str | Path) -> dict[str, Any]:
     return torch.load(Path(ckpt) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+class RunInUse(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held until `release()` or the process ends.
+
+    `flock` locks die with their process, so the file left by a killed run
+    (naming a dead PID) never blocks the next one.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file = None
+        if fcntl is None:
+            return
+        f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise RunInUse(
+                f"{run_dir} is in use by another training process (PID {pid}); wait for it "
+                "to finish or stop it, or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def check_run_dir(path: str | Path) -> None:
+    """Refuse, before any work, a run folder that could not be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: {parent} is not writable")

@@ -14,6 +14,7 @@ token t come from the hidden state at column P + t - 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +64,18 @@ def rollout(
     policy: Transformer, tok: Tokenizer, task, examples: list[dict], *, group_size: int,
     max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
     stop_strings: list[str] = (), truncated: str = "zero", seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Rollout:  # fmt: skip
-    """Sample `group_size` completions per example and score them with the task's rules."""
+    """Sample `group_size` completions per example and score them with the task's rules.
+
+    `progress(tokens_decoded, max_new_tokens)` is passed to `generate` (every decode step).
+    """
     prompt_ids = tok.encode_batch([task.prompt(ex) for ex in examples])
     out = generate(
         policy, prompt_ids, max_new_tokens=max_new_tokens, num_samples=group_size,
         temperature=temperature, top_p=top_p if top_p < 1 else None, top_k=top_k or None,
         eos_ids=tok.eos_ids, stop_strings=stop_strings, tokenizer=tok, pad_id=tok.pad_id,
-        seed=seed,
+        seed=seed, progress=progress,
     )  # fmt: skip
     completion_ids = out.completions()
     texts = tok.decode_batch(completion_ids)

@@ -5,7 +5,8 @@
 
 One step (R1ZERO.md section 2):
 1. take the next B questions of the task's train stream (the data position is
-   an integer, so resuming is exact);
+   an integer, so resuming is exact; a question whose prompt + max_new_tokens
+   exceeds the model's context is skipped, and counted);
 2. sample G completions per question with the current policy (`rollout`) and
    score them with the task's rule-based rewards;
 3. group-normalised advantages, one scalar per completion;
@@ -22,6 +23,12 @@ One step (R1ZERO.md section 2):
 Outputs in the run folder: train_config.json, metrics.jsonl (deterministic:
 same seed, same file), timings.jsonl (wall-clock seconds, which vary),
 samples.jsonl (completions at each evaluation), checkpoints/, plots/.
+
+Stopping: SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, a scheduler) ends
+the run at a consistent point and checkpoints it: a rollout or an evaluation
+in progress is abandoned (nothing of it was applied; it is redone on resume),
+optimizer updates finish their step first. `train()` then raises
+`TrainingInterrupted`. A second signal stops at once, without saving.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ import copy
 import json
 import math
 import os
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,47 +50,94 @@ import torch
 
 from grpo.advantages import group_advantages
 from grpo.checkpoint import (
+    RunLock,
+    check_run_dir,
     latest_checkpoint,
     load_trainer_state,
+    remove_stale_tmp,
     resolve_model_path,
+    rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from grpo.config import TrainConfig
+from grpo.config import TrainConfig, config_warnings
+from grpo.context import split_by_context
 from grpo.evaluate import evaluate
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
+from grpo.progress import Progress
 from grpo.rollout import Batch, completion_logprobs, pack, rollout
-from grpo.tasks import get_task
+from grpo.tasks import JsonlTask, get_task
 from model import PRESETS, Tokenizer, Transformer, load_pretrained, train_bpe_tokenizer
 from model.checkpoint import load_state_dict, write_json_atomic
 
 # Keys whose change on --resume would make the continuation differ from a straight run.
+# (`steps` is safe: the learning-rate schedule keeps the length the run started with.)
 RESUME_SAFE_KEYS = {
     "steps", "eval_every", "eval_n", "eval_batch_size", "save_every", "keep_checkpoints",
     "log_every", "plot", "threads", "out", "device", "samples_per_eval",
 }  # fmt: skip
+# Held-out accuracy on fewer questions than this moves in steps of 2% or more.
+MIN_HELDOUT = 50
+
+_print = partial(print, flush=True)  # every log line reaches a pipe or a file at once
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or gradient became NaN/inf; the last good state was checkpointed."""
+    """The loss or gradient became NaN/inf; the message names the last good checkpoint."""
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.lr * cfg.min_lr_ratio (step >= 1)."""
+class TrainingInterrupted(RuntimeError):
+    """SIGINT or SIGTERM stopped the run; the message says what was saved and how to go on."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _Abandon(BaseException):
+    """Raised by the signal handler inside a rollout or an evaluation: drop the phase."""
+
+
+class _StopNow(BaseException):
+    """Raised by the signal handler on a second signal: stop without saving."""
+
+
+def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
+    """Linear warmup to cfg.lr, then cosine decay over `schedule_steps` to the floor (step >= 1).
+
+    `schedule_steps` is the run's original length: a run extended past it on
+    resume continues at the floor, cfg.lr * cfg.min_lr_ratio.
+    """
     if cfg.warmup_steps and step <= cfg.warmup_steps:
         return cfg.lr * step / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
+    span = max(1, schedule_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def pick_device(name: str) -> torch.device:
+    """auto, cpu, cuda, cuda:N (mps where available); ValueError with one line otherwise."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:  # torch.device("gpu")
+        raise ValueError(f"--device {name!r}: no such device; use auto, cpu, cuda or cuda:N") \
+            from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s), numbered from 0")  # fmt: skip
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {name}: Apple's MPS backend is not available on this "
+                             "machine; use cpu")  # fmt: skip
+    elif dev.type != "cpu":
+        raise ValueError(f"--device {name}: {dev.type} devices are not supported; use auto, cpu, "
+                         "cuda or cuda:N")  # fmt: skip
     return dev
 
 
@@ -105,13 +162,14 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
     )
 
 
-def load_policy(cfg: TrainConfig, task, device: torch.device, log=print):
+def load_policy(cfg: TrainConfig, task, device: torch.device, log=_print):
     """(model fp32 on device, tokenizer) for cfg.model."""
     if cfg.model in ("demo", "demo-countdown"):
         from grpo.demo import ensure_base
 
         path = ensure_base(cfg.model, log=log)
     elif cfg.model in PRESETS:
+        log(f"model: building {cfg.model} (random init) and a tokenizer on the task's text")
         mcfg = PRESETS[cfg.model]
         tok = task_tokenizer(task, mcfg.vocab_size)
         mcfg = mcfg.with_(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id)
@@ -119,6 +177,7 @@ def load_policy(cfg: TrainConfig, task, device: torch.device, log=print):
         return model, tok
     else:
         path = resolve_model_path(cfg.model)
+    log(f"model: loading {path}")
     model = load_pretrained(path, device=device, dtype=torch.float32)
     return model, Tokenizer.from_dir(path)
 
@@ -153,22 +212,48 @@ class JsonlWriter:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, log=print) -> None:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, log=_print) -> None:
         self.cfg, self.log = cfg, log
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
         self.run_dir = Path(cfg.out or f"runs/{cfg.task}-{datetime.now():%Y%m%d-%H%M%S}")
+        check_run_dir(self.run_dir)
+        # An existing folder is locked at once: a second writer is refused before any work.
+        self._lock = RunLock(self.run_dir) if self.run_dir.is_dir() else None
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, resume: bool) -> None:
+        cfg, log = self.cfg, self.log
         if not resume and (self.run_dir / "metrics.jsonl").exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                 "another --out"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = latest_checkpoint(self.run_dir) if resume else None
+        started = any((self.run_dir / f).is_file() for f in ("train_config.json", "metrics.jsonl"))
+        if resume and ckpt is None and not started:
+            raise FileNotFoundError(f"--resume: {self.run_dir} has no checkpoint to resume from")
         torch.manual_seed(cfg.seed)
         self.task = task_from_config(cfg)
-        self.heldout = self.task.heldout(cfg.eval_n)
         self.model, self.tok = load_policy(cfg, self.task, self.device, log)
+        if ckpt is not None:
+            self.tok = Tokenizer.from_dir(ckpt)  # the run's own tokenizer, whatever built it
+        self.context = self.model.config.max_position_embeddings
+        self.heldout = self._heldout_that_fits()
+        self._check_train_set()
+        # Everything is validated: only now does the run folder appear.
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--out {self.run_dir}: cannot create it: {e.strerror}") from None
+        if self._lock is None:
+            self._lock = RunLock(self.run_dir)
+        remove_stale_tmp(self.run_dir)  # no other process writes here: the lock says so
         self.model.train()
         self.model.gradient_checkpointing = cfg.grad_checkpointing
         # The reference is the initial policy, frozen. beta == 0: none is built.
@@ -187,9 +272,85 @@ class Trainer:
         self.step = 0
         self.data_pos = 0
         self.history: list[dict[str, Any]] = []
+        # The cosine schedule's length: fixed when the run starts, kept when --steps changes.
+        self.schedule_steps = cfg.steps
+        self._saved_step: int | None = None  # the step of the newest checkpoint this state is in
+        self._step_seconds: list[float] = []  # durations of training steps (for the ETA)
+        self._stop_signal: int | None = None  # set by the signal handler
+        self._stopping_now = False  # a second signal arrived
+        self._abandonable = False  # inside a rollout or an evaluation: a signal abandons it
+        self._phase = ""  # which one, for the message
         if resume:
-            self._resume()
+            self._resume(ckpt)
+        self._rng = rng_state()  # the RNG state of the last step boundary (for checkpoints)
         write_json_atomic(self.run_dir / "train_config.json", cfg.to_dict())
+
+    def close(self) -> None:
+        """Release the run folder's lock (the process ending releases it too)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # ------------------------------------------------------------------ context length
+    def _heldout_that_fits(self) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        asked = self.task.heldout(cfg.eval_n)
+        # Raises if max_new_tokens alone leaves no room for a prompt.
+        kept, over = split_by_context(
+            self.task, self.tok, asked, cfg.max_new_tokens, self.context
+        )
+        budget = f"prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's context " \
+                 f"of {self.context} positions"  # fmt: skip
+        if not kept:
+            raise ValueError(f"none of the {len(asked)} held-out questions fits: {budget}")
+        if over:
+            self.log(f"held-out: dropped {len(over)} of {len(asked)} questions ({budget})")
+        if len(asked) < cfg.eval_n:
+            self.log(f"held-out: {len(asked)} questions (--eval-n {cfg.eval_n} asked; the "
+                     f"task's held-out split has only {len(asked)})")  # fmt: skip
+        return kept
+
+    def _check_train_set(self) -> None:
+        """Refuse a train set none of whose questions fits; count those that will be skipped."""
+        task, cfg = self.task, self.cfg
+        if isinstance(task, JsonlTask):  # a finite set: check all of it
+            n = len(task._train)
+        else:  # an endless stream: the first step's questions stand for it
+            n = cfg.prompts_per_step
+        kept, over = split_by_context(
+            task, self.tok, [task.train_example(i) for i in range(n)], cfg.max_new_tokens,
+            self.context,
+        )  # fmt: skip
+        what = f"prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's context " \
+               f"of {self.context} positions"  # fmt: skip
+        if not kept:
+            raise ValueError(f"none of the {n} training questions checked fits: {what}")
+        if over and isinstance(task, JsonlTask):
+            self.log(f"train: {len(over)} of {n} questions will be skipped ({what})")
+
+    def _draw_examples(self) -> tuple[list[dict[str, Any]], int, int]:
+        """(the step's questions, the data position after them, questions skipped as too long).
+
+        The data position counts questions consumed, skipped ones included, so a
+        resumed run draws exactly what a straight run would.
+        """
+        cfg = self.cfg
+        want, pos, out, skipped = cfg.prompts_per_step, self.data_pos, [], 0
+        while len(out) < want:
+            cand = [self.task.train_example(pos + i) for i in range(want - len(out))]
+            fit, over = split_by_context(
+                self.task, self.tok, cand, cfg.max_new_tokens, self.context
+            )
+            out += fit
+            skipped += len(over)
+            pos += len(cand)
+            if skipped > 1000 + 100 * want and len(out) < want:
+                raise ValueError(
+                    f"step {self.step + 1}: {skipped} training questions skipped and too few "
+                    f"fit: prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's "
+                    f"context of {self.context} positions"
+                )
+        return out, pos, skipped
 
     # ------------------------------------------------------------------ precision
     def autocast(self):
@@ -201,10 +362,15 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=getattr(torch, want))
 
     # ------------------------------------------------------------------ resume / save
-    def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: {self.run_dir} has no checkpoint to resume from")
+    def _resume(self, ckpt: Path | None) -> None:
+        writers = (self.metrics, self.timings, self.samples)
+        if ckpt is None:  # (checked in _setup: the run had started)
+            # Stopped before its first checkpoint: start again, as a fresh run would.
+            self.log(f"{self.run_dir} has no checkpoint yet (the run stopped before its first "
+                     "save): starting it again from step 0")  # fmt: skip
+            for w in writers:
+                w.truncate_after(-1)
+            return
         saved = json.loads((self.run_dir / "train_config.json").read_text())
         changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k) != v}
         risky = sorted(changed - RESUME_SAFE_KEYS)
@@ -214,38 +380,54 @@ class Trainer:
         state = load_trainer_state(ckpt)
         sd = load_state_dict(self.model, ckpt, self.device, torch.float32)
         self.model.load_state_dict(sd, strict=False)
-        self.tok = Tokenizer.from_dir(ckpt)  # the run's own tokenizer, whatever built it
         self.opt.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         self.step, self.data_pos = state["step"], state["data_pos"]
         self.history = state.get("history", [])
-        for w in (self.metrics, self.timings, self.samples):
+        # Checkpoints older than `schedule_steps` ran the schedule of their own config.
+        self.schedule_steps = state.get("schedule_steps", state["config"]["steps"])
+        self._saved_step = self.step
+        for w in writers:
             w.truncate_after(self.step)
         self.log(f"resumed from {ckpt} (step {self.step})")
+        if self.cfg.steps != self.schedule_steps:
+            floor = self.cfg.lr * self.cfg.min_lr_ratio
+            tail = (f"steps {self.schedule_steps + 1}-{self.cfg.steps} run at its final "
+                    f"learning rate {floor:.1e}" if self.cfg.steps > self.schedule_steps
+                    else "the run ends before the learning rate reaches its floor")  # fmt: skip
+            self.log(f"--steps {self.cfg.steps}: the learning-rate schedule keeps the run's "
+                     f"original length of {self.schedule_steps} steps; {tail}")  # fmt: skip
 
     def save(self) -> Path:
         state = {
             "optimizer": self.opt.state_dict(), "data_pos": self.data_pos,
             "config": self.cfg.to_dict(), "history": self.history,
+            "schedule_steps": self.schedule_steps, "rng": self._rng,
         }  # fmt: skip
-        return save_checkpoint(self.run_dir, self.step, self.model, self.tok, state,
+        path = save_checkpoint(self.run_dir, self.step, self.model, self.tok, state,
                                keep=self.cfg.keep_checkpoints)  # fmt: skip
+        self._saved_step = self.step
+        return path
 
     # ------------------------------------------------------------------ one GRPO step
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
         step = self.step + 1
         t0 = time.perf_counter()
-        examples = [self.task.train_example(self.data_pos + i) for i in range(cfg.prompts_per_step)]
+        examples, next_pos, skipped = self._draw_examples()
+        progress = Progress(f"step {step} rollout", cfg.max_new_tokens, self.log, unit="tokens")
         self.model.eval()
-        with self.autocast():
-            ro = rollout(
-                self.model, self.tok, self.task, examples, group_size=cfg.group_size,
-                max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                top_p=cfg.top_p, top_k=cfg.top_k, stop_strings=cfg.stop_strings,
-                truncated=cfg.truncated, seed=cfg.seed * 1_000_003 + step,
-            )  # fmt: skip
-        self.model.train()
+        try:
+            with self.autocast(), self._abandonable_phase(f"the rollout of step {step}"):
+                ro = rollout(
+                    self.model, self.tok, self.task, examples, group_size=cfg.group_size,
+                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                    top_p=cfg.top_p, top_k=cfg.top_k, stop_strings=cfg.stop_strings,
+                    truncated=cfg.truncated, seed=cfg.seed * 1_000_003 + step,
+                    progress=lambda t, _n: progress.update(t),
+                )  # fmt: skip
+        finally:
+            self.model.train()
         t_rollout = time.perf_counter() - t0
         adv, adv_stats = group_advantages(
             ro.rewards, cfg.group_size, scale_by_std=cfg.scale_by_std, eps=cfg.adv_eps
@@ -273,11 +455,13 @@ class Trainer:
             "zero_variance_frac": adv_stats["zero_variance_frac"],
             "adv_abs_mean": adv_stats["adv_abs_mean"],
             **upd,
-            "lr": lr_at(step, cfg),
+            "lr": lr_at(step, cfg, self.schedule_steps),
             "tokens_generated": sum(lengths),
-            "data_pos": self.data_pos + cfg.prompts_per_step,
+            "data_pos": next_pos,
         }
-        self.step, self.data_pos = step, self.data_pos + cfg.prompts_per_step
+        if skipped:  # only then: the rows of runs that skip nothing stay as they always were
+            row["skipped_overlong"] = skipped
+        self.step, self.data_pos = step, next_pos
         self.metrics.write(row)
         if step % cfg.eval_every == 0 or step == 1:
             # The first question's whole group: how the sampled modes shift over training.
@@ -289,6 +473,7 @@ class Trainer:
         timing = {"step": step, "rollout_s": t_rollout, "update_s": t_update,
                   "tokens_per_s": sum(lengths) / max(t_rollout, 1e-9)}  # fmt: skip
         self.timings.write(timing)
+        self._rng = rng_state()
         return row | {"_timing": timing}
 
     def _logprobs(self, model: Transformer, batch: Batch) -> torch.Tensor:
@@ -308,7 +493,7 @@ class Trainer:
         cfg = self.cfg
         N = batch.input_ids.shape[0]
         mask = batch.completion_mask
-        lr = lr_at(step, cfg)
+        lr = lr_at(step, cfg, self.schedule_steps)
         for group in self.opt.param_groups:
             group["lr"] = lr
         # pi_old differs from pi_theta only after the first optimizer step on this batch.
@@ -319,6 +504,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         grad_norms = []
         lengths = mask.sum(1)
+        applied = 0  # optimizer steps of this GRPO step already taken
         for _epoch in range(cfg.mu):
             perm = torch.randperm(N, generator=g).to(self.device)
             for mb in perm.chunk(cfg.mini_batches):
@@ -338,16 +524,17 @@ class Trainer:
                         mask[rows], self.loss_cfg, entropy=ent,
                     )  # fmt: skip
                     if not torch.isfinite(loss):
-                        self._diverged(step, f"loss is {loss.item()}")
+                        self._diverged(step, f"loss is {loss.item()}", applied)
                     loss.backward()
                     for k, v in s.items():
                         sums[k] = sums.get(k, 0) + v
                 clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
                 gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
                 if not torch.isfinite(gn):
-                    self._diverged(step, f"gradient norm is {gn.item()}")
+                    self._diverged(step, f"gradient norm is {gn.item()}", applied)
                 grad_norms.append(float(gn))
                 self.opt.step()
+                applied += 1
                 self.opt.zero_grad(set_to_none=True)
         m = finalize_metrics(sums)
         m.pop("tokens", None)
@@ -356,26 +543,43 @@ class Trainer:
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
 
-    def _diverged(self, step: int, what: str) -> None:
+    def _diverged(self, step: int, what: str, applied: int) -> None:
         self.opt.zero_grad(set_to_none=True)
-        # Nothing of this step was applied: the weights are still those after step - 1.
-        path = self.save()
+        hint = "(try a lower --lr or --grad-clip)"
+        if not applied:
+            # Nothing of this step was applied: the weights are still those after step - 1.
+            path = self.save()
+            raise TrainingDiverged(f"step {step}: {what}; training stopped. Last good state "
+                                   f"saved to {path} {hint}")  # fmt: skip
+        # Earlier mini-batches of this step already moved the weights and the optimizer:
+        # the current state is no good one, so the checkpoints on disk are left as they are.
+        last = latest_checkpoint(self.run_dir)
+        where = (f"the last good checkpoint is {last}" if last else
+                 "no checkpoint was saved before it; start again")  # fmt: skip
         raise TrainingDiverged(
-            f"step {step}: {what}; training stopped. Last good state saved to {path} "
-            "(try a lower --lr or --grad-clip)"
+            f"step {step}: {what} after {applied} optimizer step(s) of this step; training "
+            f"stopped with nothing saved, {where} {hint}"
         )
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:
         cfg = self.cfg
         t0 = time.perf_counter()
+        progress = Progress(f"eval @ step {self.step}", len(self.heldout), self.log,
+                            unit="questions")  # fmt: skip
         self.model.eval()
-        res = evaluate(
-            self.model, self.tok, self.task, self.heldout, max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.eval_temperature, stop_strings=cfg.stop_strings,
-            batch_size=cfg.eval_batch_size, seed=cfg.seed, autocast=self.autocast,
-        )  # fmt: skip
-        self.model.train()
+        try:
+            with self._abandonable_phase(f"the evaluation at step {self.step}"):
+                res = evaluate(
+                    self.model, self.tok, self.task, self.heldout,
+                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature,
+                    stop_strings=cfg.stop_strings, batch_size=cfg.eval_batch_size,
+                    seed=cfg.seed, autocast=self.autocast,
+                    progress=lambda done, _n: progress.update(int(done)),
+                )  # fmt: skip
+        finally:
+            self.model.train()
+        progress.done()
         row = {"step": self.step, **res.metrics}
         self.metrics.write(row)
         self.timings.write({"step": self.step, "eval_s": time.perf_counter() - t0})
@@ -385,38 +589,148 @@ class Trainer:
                 "completion": rec["completions"][0], **rec["scores"][0],
             })  # fmt: skip
         self.history.append(row)
+        self._rng = rng_state()
         return row
 
+    # ------------------------------------------------------------------ stopping on signals
+    @contextmanager
+    def _signals_stop_the_run(self):
+        """SIGINT and SIGTERM request a stop (see the module docstring) while training runs."""
+        self._stop_signal, self._stopping_now = None, False
+        if threading.current_thread() is not threading.main_thread():
+            yield  # handlers can only be set from the main thread
+            return
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self._stopping_now:
+            return  # a third signal: the run is already stopping without saving
+        if self._stop_signal is not None:
+            self._stopping_now = True
+            raise _StopNow
+        self._stop_signal = signum
+        if self._abandonable:
+            self._abandonable = False
+            raise _Abandon
+        # print() is not safe in a signal handler (the stream may be mid-write).
+        name = signal.Signals(signum).name
+        _write_now(f"\n{name}: stopping at the end of this step, then saving a checkpoint "
+                   "(Ctrl-C again stops at once, without saving)\n")  # fmt: skip
+
+    @contextmanager
+    def _abandonable_phase(self, what: str):
+        """A rollout or an evaluation: a stop request abandons it (nothing of it is applied)."""
+        self._phase = what
+        self._abandonable = True
+        try:
+            if self._stop_signal is not None:  # asked before the phase began
+                raise _Abandon
+            yield
+        finally:
+            self._abandonable = False
+
+    def _stop(self, abandoned: bool) -> TrainingInterrupted:
+        """Checkpoint the last completed step (if not already) and say how to go on."""
+        sig = self._stop_signal
+        name = signal.Signals(sig).name
+        resume = f"continue with: python train_zero.py --out {self.run_dir} --resume"
+        if self.step == 0:
+            return TrainingInterrupted(
+                f"{name}: stopped before the first step; nothing to save ({resume}, which "
+                "starts it again from step 0)", sig
+            )  # fmt: skip
+        path = self.save() if self._saved_step != self.step else latest_checkpoint(self.run_dir)
+        redo = f" ({self._phase} was abandoned, to be redone on resume)" if abandoned else ""
+        return TrainingInterrupted(
+            f"{name}: stopped after step {self.step}; checkpoint {path}{redo}; {resume}", sig
+        )
+
+    def _stopped_now(self) -> TrainingInterrupted:
+        sig = self._stop_signal
+        last = latest_checkpoint(self.run_dir)
+        since = f"its last checkpoint, {last}" if last else "step 0 (no checkpoint was saved)"
+        return TrainingInterrupted(
+            f"{signal.Signals(sig).name} again: stopped at once without saving; "
+            f"python train_zero.py --out {self.run_dir} --resume continues from {since}", sig
+        )
+
     # ------------------------------------------------------------------ the loop
+    def _eval_due(self, s: int) -> bool:
+        return s == 0 or s % self.cfg.eval_every == 0 or s == self.cfg.steps
+
+    def _save_due(self, s: int) -> bool:
+        return bool(self.cfg.save_every and s % self.cfg.save_every == 0) or s == self.cfg.steps
+
     def train(self) -> dict[str, Any]:
-        cfg = self.cfg
-        log = self.log
+        """Run to cfg.steps. Raises TrainingInterrupted on SIGINT/SIGTERM (after a checkpoint)."""
+        start = time.perf_counter()
+        try:
+            with self._signals_stop_the_run():
+                self._train()
+        finally:
+            self.close()
+        self.log(f"done in {time.perf_counter() - start:.0f}s; final checkpoint "
+                 f"{latest_checkpoint(self.run_dir)}")  # fmt: skip
+        self._summary()
+        if self.cfg.plot:
+            self._plot()
+        return self.history[-1] if self.history else {}
+
+    def _train(self) -> None:
+        cfg, log = self.cfg, self.log
         nparams = sum(p.numel() for p in self.model.parameters())
         log(f"run folder: {self.run_dir}  |  device {self.device}  |  model {cfg.model} "
             f"({nparams / 1e6:.2f}M params)  |  task {cfg.task}  |  {cfg.steps} steps of "
-            f"{cfg.prompts_per_step}x{cfg.group_size}")  # fmt: skip
-        start = time.perf_counter()
-        if self.step == 0:
-            row = self.evaluate()
-            log(self._eval_line(row))
-        first_step = self.step
-        while self.step < cfg.steps:
+            f"{cfg.prompts_per_step}x{cfg.group_size}  |  held-out {len(self.heldout)}"
+            )  # fmt: skip
+        for w in config_warnings(cfg):
+            log(f"warning: {w}")
+        if len(self.heldout) < MIN_HELDOUT:
+            log(f"warning: held-out accuracy on {len(self.heldout)} questions is noise (one "
+                f"question moves it by {100 / len(self.heldout):.0f}%); use at least "
+                f"{MIN_HELDOUT}")  # fmt: skip
+        abandoned = False
+        try:
+            try:
+                self._loop()
+            except _Abandon:
+                abandoned = True
+            if self._stop_signal is not None:
+                raise self._stop(abandoned)
+        except _StopNow:
+            raise self._stopped_now() from None
+
+    def _loop(self) -> None:
+        cfg, log = self.cfg, self.log
+        # A fresh run evaluates step 0; a resumed one redoes an evaluation it was stopped in.
+        done = bool(self.history) and self.history[-1]["step"] == self.step
+        if self._eval_due(self.step) and not done:
+            log(self._eval_line(self.evaluate()))
+            if self.step > 0 and self._save_due(self.step):
+                self.save()
+        while self.step < cfg.steps and self._stop_signal is None:
+            t0 = time.perf_counter()
             row = self.train_step()
+            self._step_seconds.append(time.perf_counter() - t0)
             s = self.step
             if s % cfg.log_every == 0 or s == cfg.steps:
-                done = s - first_step
-                eta = (time.perf_counter() - start) / max(done, 1) * (cfg.steps - s)
-                log(self._step_line(row, eta))
-            if s % cfg.eval_every == 0 or s == cfg.steps:
+                log(self._step_line(row, self._eta()))
+            if self._stop_signal is not None:
+                break  # the evaluation is redone on resume
+            if self._eval_due(s):
                 log(self._eval_line(self.evaluate()))
-            if (cfg.save_every and s % cfg.save_every == 0) or s == cfg.steps:
+            if self._save_due(s):
                 self.save()
-        log(f"done in {time.perf_counter() - start:.0f}s; final checkpoint "
-            f"{latest_checkpoint(self.run_dir)}")  # fmt: skip
-        self._summary()
-        if cfg.plot:
-            self._plot()
-        return self.history[-1] if self.history else {}
+
+    def _eta(self) -> float:
+        """Seconds left, from the mean duration of training steps (evaluations excluded)."""
+        mean = sum(self._step_seconds) / max(1, len(self._step_seconds))
+        return mean * (self.cfg.steps - self.step)
 
     def _step_line(self, r: dict[str, Any], eta: float) -> str:
         t = r["_timing"]
@@ -439,7 +753,7 @@ class Trainer:
         if len(self.history) < 2:
             return
         a, b = self.history[0], self.history[-1]
-        self.log(f"\n{'held-out (' + str(self.cfg.eval_n) + ')':<22}{'base':>10}{'trained':>10}")
+        self.log(f"\n{'held-out (' + str(len(self.heldout)) + ')':<22}{'base':>10}{'trained':>10}")
         for key, name in (("eval_accuracy", "accuracy"), ("eval_format_rate", "format rate"),
                           ("eval_completion_len_mean", "mean length")):  # fmt: skip
             self.log(f"{name:<22}{a[key]:>10.3f}{b[key]:>10.3f}")
@@ -458,3 +772,9 @@ class Trainer:
             self.log(f"plots skipped: {e}")
             return
         self.log(f"plots: {', '.join(str(p) for p in paths)}")
+
+
+def _write_now(text: str) -> None:
+    """Write to stdout from a signal handler: straight to the file descriptor, unbuffered."""
+    with suppress(OSError):
+        os.write(1, text.encode())

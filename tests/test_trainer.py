@@ -50,10 +50,12 @@ def _rows(run: Path, name: str = "metrics.jsonl") -> list[dict]:
 
 def test_lr_schedule():
     cfg = TrainConfig(steps=10, lr=1.0, warmup_steps=2, min_lr_ratio=0.1)
-    assert [lr_at(s, cfg) for s in (1, 2)] == [0.5, 1.0]
-    assert lr_at(10, cfg) == pytest.approx(0.1)
+    assert [lr_at(s, cfg, 10) for s in (1, 2)] == [0.5, 1.0]
+    assert lr_at(10, cfg, 10) == pytest.approx(0.1)
     mid = 2 + 8 / 2  # half-way through the cosine: (1 + 0.1) / 2
-    assert lr_at(int(mid), cfg) == pytest.approx(0.55)
+    assert lr_at(int(mid), cfg, 10) == pytest.approx(0.55)
+    # Past the schedule's end (a run extended on resume): the floor, not a new cosine.
+    assert [lr_at(s, cfg, 10) for s in (11, 20)] == pytest.approx([0.1, 0.1])
 
 
 def test_end_to_end_smoke(tmp_path):
