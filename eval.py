@@ -237,9 +237,9 @@ def run(args) -> int:
     from grpo.checkpoint import resolve_model_path
     from grpo.context import split_by_context
     from grpo.evaluate import evaluate
+    from grpo.policy import pick_device
     from grpo.progress import Progress
     from grpo.tasks import get_task
-    from grpo.trainer import pick_device
     from model import ModelConfig, Tokenizer, load_pretrained
     from model.checkpoint import write_json_atomic
 

@@ -59,19 +59,26 @@ def _terminate(_signum, _frame) -> None:
     raise _Terminated
 
 
+# Refused with one line and no traceback, whether in the config or in training.
+_REFUSED = (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError,
+            KeyboardInterrupt, _Terminated)  # fmt: skip
+
+
 def _run(ap, ns) -> int:
-    from grpo.checkpoint import RunInUse
-    from model.checkpoint import CheckpointError
-
     try:
-        from grpo.trainer import Trainer, TrainingDiverged, TrainingInterrupted
-
+        # The config first, before torch loads (~1.5 s): a bad flag is refused at once.
         if ns.resume:
             if not getattr(ns, "out", None):
                 ap.error("--resume needs --out RUN_DIR")
             cfg = _resumed_config(ns)
         else:
             cfg, _ = config_from_args(ns, ns.config)
+        from grpo.runfolder import RunInUse
+        from grpo.trainer import Trainer, TrainingDiverged, TrainingInterrupted
+        from model.checkpoint import CheckpointError
+    except _REFUSED as e:
+        return _refused(e)
+    try:
         trainer = Trainer(cfg, resume=ns.resume)
         trainer.train()
     except TrainingDiverged as e:
@@ -83,19 +90,24 @@ def _run(ap, ns) -> int:
     except (RunInUse, CheckpointError) as e:
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+    except _REFUSED as e:
+        return _refused(e)
+    return 0
+
+
+def _refused(e: BaseException) -> int:
+    """Print one line for `e` (one of _REFUSED); return the exit code."""
+    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, TypeError)):
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # the file system's doing (a full disk, a read-only folder)
+    if isinstance(e, OSError):  # the file system's doing (a full disk, a read-only folder)
         where = f": {e.filename}" if e.filename else ""
         print(f"train_zero.py: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _Terminated) as e:
-        name, code = ("SIGTERM", 143) if isinstance(e, _Terminated) else ("SIGINT", 130)
-        print(f"\ntrain_zero.py: {name}: stopped outside training, nothing to save "
-              "(--resume continues a run from its last checkpoint)", file=sys.stderr)  # fmt: skip
-        return code
-    return 0
+    name, code = ("SIGTERM", 143) if isinstance(e, _Terminated) else ("SIGINT", 130)
+    print(f"\ntrain_zero.py: {name}: stopped outside training, nothing to save "
+          "(--resume continues a run from its last checkpoint)", file=sys.stderr)  # fmt: skip
+    return code
 
 
 def _resumed_config(ns):

@@ -9,12 +9,10 @@
 A checkpoint is written into a temporary folder, flushed to disk, and renamed
 into place; only then is `latest` replaced (itself atomically). A process
 killed at any moment leaves `latest` naming a complete checkpoint; leftover
-temporary folders are removed at the next start (`remove_stale_tmp`) and on
-the next save. A save that fails (a full disk) removes its temporary folder
-and raises `CheckpointError` saying why.
-
-One process writes a run folder at a time: `RunLock` holds an exclusive
-`flock` on `run/.lock` (which names the holder's PID) until the process ends.
+temporary folders are removed at the next start (`grpo.runfolder.remove_stale_tmp`)
+and on the next save. A save that fails (a full disk) removes its temporary
+folder and raises `CheckpointError` saying why. The run folder's lock and logs
+are in `grpo.runfolder`.
 """
 
 from __future__ import annotations
@@ -35,14 +33,8 @@ from safetensors import SafetensorError
 from model import PRESETS, CheckpointError, Tokenizer, Transformer, save_pretrained
 from model.checkpoint import atomic_path, fsync_dir
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; a run folder is not protected there
-    fcntl = None
-
 STATE_FILE = "trainer_state.pt"
 LATEST = "latest"
-LOCK_FILE = ".lock"
 # What `--model` accepts besides a folder: the demo bases, then the random-init presets.
 BUILTIN_MODELS = ("demo", "demo-countdown", *(k for k in PRESETS if k != "demo"))
 
@@ -131,19 +123,6 @@ def _write_failure(e: BaseException, root: Path) -> str | None:
     return None
 
 
-def remove_stale_tmp(run_dir: str | Path) -> list[Path]:
-    """Remove what interrupted saves left behind (call it holding the run's `RunLock`)."""
-    run_dir = Path(run_dir)
-    root = run_dir / "checkpoints"
-    stale = [*root.glob(".tmp-*"), *root.glob(".*.tmp"), *run_dir.glob("*.tmp")]
-    for p in stale:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    return stale
-
-
 def _prune(root: Path, keep: int, protect: str) -> None:
     done = sorted(p for p in root.glob("step_*") if p.is_dir())
     for p in done[:-keep]:
@@ -190,57 +169,3 @@ def resolve_model_path(path: str | Path, builtins: tuple[str, ...] = BUILTIN_MOD
 
 def load_trainer_state(ckpt: str | Path) -> dict[str, Any]:
     return torch.load(Path(ckpt) / STATE_FILE, map_location="cpu", weights_only=False)
-
-
-class RunInUse(RuntimeError):
-    """Another live process holds the run folder's lock."""
-
-
-class RunLock:
-    """An exclusive lock on a run folder, held until `release()` or the process ends.
-
-    `flock` locks die with their process, so the file left by a killed run
-    (naming a dead PID) never blocks the next one.
-    """
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
-        self._file = None
-        if fcntl is None:
-            return
-        f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip() or "unknown"
-            f.close()
-            raise RunInUse(
-                f"{run_dir} is in use by another training process (PID {pid}); wait for it "
-                "to finish or stop it, or choose another --out"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
-def check_run_dir(path: str | Path) -> None:
-    """Refuse, before any work, a run folder that could not be created or written."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path} is a file, not a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {path}: {parent} is not writable")

@@ -435,6 +435,11 @@ class JsonlTask(Task):
         k = min(max(k, 1), len(questions) - 1)  # 0 when there is a single question
         return set(by_hash[:k])
 
+    @property
+    def train_size(self) -> int:
+        """How many training examples the file holds (held-out questions excluded)."""
+        return len(self._train)
+
     def train_example(self, index: int) -> Example:
         """Epoch e = index // N visits the train split in a shuffled order seeded by (seed, e)."""
         if index < 0:

@@ -28,7 +28,12 @@ Stopping: SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, a scheduler) ends
 the run at a consistent point and checkpoints it: a rollout or an evaluation
 in progress is abandoned (nothing of it was applied; it is redone on resume),
 optimizer updates finish their step first. `train()` then raises
-`TrainingInterrupted`. A second signal stops at once, without saving.
+`TrainingInterrupted`. A second signal stops at once, without saving. The
+mechanism is in grpo/stopping.py; the trainer decides what to save.
+
+Around the loop: grpo/policy.py builds the device, task and model, grpo/context.py
+checks prompt lengths against the context, grpo/runfolder.py locks the run folder
+and writes its JSON lines, grpo/report.py words the console lines.
 """
 
 from __future__ import annotations
@@ -36,11 +41,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import signal
-import threading
 import time
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -50,25 +52,26 @@ import torch
 
 from grpo.advantages import group_advantages
 from grpo.checkpoint import (
-    RunLock,
-    check_run_dir,
     latest_checkpoint,
     load_trainer_state,
-    remove_stale_tmp,
-    resolve_model_path,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from grpo.config import TrainConfig, config_warnings
-from grpo.context import split_by_context
+from grpo.config import TrainConfig
+from grpo.context import check_train_set, draw_examples, heldout_that_fits
 from grpo.evaluate import evaluate
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
+from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
+from grpo.report import eval_line, plot_run, start_lines, step_line, summary_lines
 from grpo.rollout import Batch, completion_logprobs, pack, rollout
-from grpo.tasks import JsonlTask, get_task
-from model import PRESETS, Tokenizer, Transformer, load_pretrained, train_bpe_tokenizer
+from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
+from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
+from model import Tokenizer, Transformer
 from model.checkpoint import load_state_dict, write_json_atomic
+
+__all__ = ["RESUME_SAFE_KEYS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "lr_at"]
 
 # Keys whose change on --resume would make the continuation differ from a straight run.
 # (`steps` is safe: the learning-rate schedule keeps the length the run started with.)
@@ -76,30 +79,12 @@ RESUME_SAFE_KEYS = {
     "steps", "eval_every", "eval_n", "eval_batch_size", "save_every", "keep_checkpoints",
     "log_every", "plot", "threads", "out", "device", "samples_per_eval",
 }  # fmt: skip
-# Held-out accuracy on fewer questions than this moves in steps of 2% or more.
-MIN_HELDOUT = 50
 
 _print = partial(print, flush=True)  # every log line reaches a pipe or a file at once
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or gradient became NaN/inf; the message names the last good checkpoint."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGINT or SIGTERM stopped the run; the message says what was saved and how to go on."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-
-
-class _Abandon(BaseException):
-    """Raised by the signal handler inside a rollout or an evaluation: drop the phase."""
-
-
-class _StopNow(BaseException):
-    """Raised by the signal handler on a second signal: stop without saving."""
 
 
 def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
@@ -114,101 +99,6 @@ def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def pick_device(name: str) -> torch.device:
-    """auto, cpu, cuda, cuda:N (mps where available); ValueError with one line otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:  # torch.device("gpu")
-        raise ValueError(f"--device {name!r}: no such device; use auto, cpu, cuda or cuda:N") \
-            from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} "
-                             "CUDA device(s), numbered from 0")  # fmt: skip
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"--device {name}: Apple's MPS backend is not available on this "
-                             "machine; use cpu")  # fmt: skip
-    elif dev.type != "cpu":
-        raise ValueError(f"--device {name}: {dev.type} devices are not supported; use auto, cpu, "
-                         "cuda or cuda:N")  # fmt: skip
-    return dev
-
-
-def task_from_config(cfg: TrainConfig):
-    opts: dict[str, Any] = dict(
-        seed=cfg.seed, template=cfg.template, format_weight=cfg.format_weight,
-        accuracy_weight=cfg.accuracy_weight,
-    )  # fmt: skip
-    if cfg.task == "jsonl":
-        opts["path"] = cfg.task_path
-    return get_task(cfg.task, **opts)
-
-
-def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
-    """A BPE tokenizer for a randomly initialised preset, trained on the task's own text."""
-    texts = []
-    for i in range(n):
-        ex = task.train_example(i)
-        texts.append(task.prompt(ex) + " <think> </think> <answer> " + str(ex.get("target", "")))
-    return train_bpe_tokenizer(
-        texts, vocab_size, atomic_strings=["<think>", "</think>", "<answer>", "</answer>"]
-    )
-
-
-def load_policy(cfg: TrainConfig, task, device: torch.device, log=_print):
-    """(model fp32 on device, tokenizer) for cfg.model."""
-    if cfg.model in ("demo", "demo-countdown"):
-        from grpo.demo import ensure_base
-
-        path = ensure_base(cfg.model, log=log)
-    elif cfg.model in PRESETS:
-        log(f"model: building {cfg.model} (random init) and a tokenizer on the task's text")
-        mcfg = PRESETS[cfg.model]
-        tok = task_tokenizer(task, mcfg.vocab_size)
-        mcfg = mcfg.with_(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id)
-        model = Transformer(mcfg).init_weights(seed=cfg.seed).to(device)
-        return model, tok
-    else:
-        path = resolve_model_path(cfg.model)
-    log(f"model: loading {path}")
-    model = load_pretrained(path, device=device, dtype=torch.float32)
-    return model, Tokenizer.from_dir(path)
-
-
-class JsonlWriter:
-    """Append-only JSON lines, flushed and fsynced per line: a crash loses nothing."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def truncate_after(self, step: int) -> None:
-        """Drop rows of steps after `step` (written after the checkpoint we resume from)."""
-        if not self.path.is_file():
-            return
-        keep = []
-        for line in self.path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by the kill: it is after the checkpoint
-                continue
-            if row.get("step", 0) <= step:
-                keep.append(line)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.path)
 
 
 class Trainer:
@@ -244,8 +134,12 @@ class Trainer:
         if ckpt is not None:
             self.tok = Tokenizer.from_dir(ckpt)  # the run's own tokenizer, whatever built it
         self.context = self.model.config.max_position_embeddings
-        self.heldout = self._heldout_that_fits()
-        self._check_train_set()
+        self.heldout = heldout_that_fits(
+            self.task, self.tok, cfg.eval_n, cfg.max_new_tokens, self.context, log
+        )
+        check_train_set(
+            self.task, self.tok, cfg.prompts_per_step, cfg.max_new_tokens, self.context, log
+        )
         # Everything is validated: only now does the run folder appear.
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -276,10 +170,7 @@ class Trainer:
         self.schedule_steps = cfg.steps
         self._saved_step: int | None = None  # the step of the newest checkpoint this state is in
         self._step_seconds: list[float] = []  # durations of training steps (for the ETA)
-        self._stop_signal: int | None = None  # set by the signal handler
-        self._stopping_now = False  # a second signal arrived
-        self._abandonable = False  # inside a rollout or an evaluation: a signal abandons it
-        self._phase = ""  # which one, for the message
+        self.stops = StopRequests()  # SIGINT/SIGTERM while train() runs (grpo/stopping.py)
         if resume:
             self._resume(ckpt)
         self._rng = rng_state()  # the RNG state of the last step boundary (for checkpoints)
@@ -290,67 +181,6 @@ class Trainer:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-    # ------------------------------------------------------------------ context length
-    def _heldout_that_fits(self) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        asked = self.task.heldout(cfg.eval_n)
-        # Raises if max_new_tokens alone leaves no room for a prompt.
-        kept, over = split_by_context(
-            self.task, self.tok, asked, cfg.max_new_tokens, self.context
-        )
-        budget = f"prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's context " \
-                 f"of {self.context} positions"  # fmt: skip
-        if not kept:
-            raise ValueError(f"none of the {len(asked)} held-out questions fits: {budget}")
-        if over:
-            self.log(f"held-out: dropped {len(over)} of {len(asked)} questions ({budget})")
-        if len(asked) < cfg.eval_n:
-            self.log(f"held-out: {len(asked)} questions (--eval-n {cfg.eval_n} asked; the "
-                     f"task's held-out split has only {len(asked)})")  # fmt: skip
-        return kept
-
-    def _check_train_set(self) -> None:
-        """Refuse a train set none of whose questions fits; count those that will be skipped."""
-        task, cfg = self.task, self.cfg
-        if isinstance(task, JsonlTask):  # a finite set: check all of it
-            n = len(task._train)
-        else:  # an endless stream: the first step's questions stand for it
-            n = cfg.prompts_per_step
-        kept, over = split_by_context(
-            task, self.tok, [task.train_example(i) for i in range(n)], cfg.max_new_tokens,
-            self.context,
-        )  # fmt: skip
-        what = f"prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's context " \
-               f"of {self.context} positions"  # fmt: skip
-        if not kept:
-            raise ValueError(f"none of the {n} training questions checked fits: {what}")
-        if over and isinstance(task, JsonlTask):
-            self.log(f"train: {len(over)} of {n} questions will be skipped ({what})")
-
-    def _draw_examples(self) -> tuple[list[dict[str, Any]], int, int]:
-        """(the step's questions, the data position after them, questions skipped as too long).
-
-        The data position counts questions consumed, skipped ones included, so a
-        resumed run draws exactly what a straight run would.
-        """
-        cfg = self.cfg
-        want, pos, out, skipped = cfg.prompts_per_step, self.data_pos, [], 0
-        while len(out) < want:
-            cand = [self.task.train_example(pos + i) for i in range(want - len(out))]
-            fit, over = split_by_context(
-                self.task, self.tok, cand, cfg.max_new_tokens, self.context
-            )
-            out += fit
-            skipped += len(over)
-            pos += len(cand)
-            if skipped > 1000 + 100 * want and len(out) < want:
-                raise ValueError(
-                    f"step {self.step + 1}: {skipped} training questions skipped and too few "
-                    f"fit: prompt + --max-new-tokens {cfg.max_new_tokens} exceeds the model's "
-                    f"context of {self.context} positions"
-                )
-        return out, pos, skipped
 
     # ------------------------------------------------------------------ precision
     def autocast(self):
@@ -414,11 +244,14 @@ class Trainer:
         cfg = self.cfg
         step = self.step + 1
         t0 = time.perf_counter()
-        examples, next_pos, skipped = self._draw_examples()
+        examples, next_pos, skipped = draw_examples(
+            self.task, self.tok, self.data_pos, cfg.prompts_per_step, cfg.max_new_tokens,
+            self.context, step,
+        )  # fmt: skip
         progress = Progress(f"step {step} rollout", cfg.max_new_tokens, self.log, unit="tokens")
         self.model.eval()
         try:
-            with self.autocast(), self._abandonable_phase(f"the rollout of step {step}"):
+            with self.autocast(), self.stops.abandonable(f"the rollout of step {step}"):
                 ro = rollout(
                     self.model, self.tok, self.task, examples, group_size=cfg.group_size,
                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -569,7 +402,7 @@ class Trainer:
                             unit="questions")  # fmt: skip
         self.model.eval()
         try:
-            with self._abandonable_phase(f"the evaluation at step {self.step}"):
+            with self.stops.abandonable(f"the evaluation at step {self.step}"):
                 res = evaluate(
                     self.model, self.tok, self.task, self.heldout,
                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature,
@@ -593,71 +426,15 @@ class Trainer:
         return row
 
     # ------------------------------------------------------------------ stopping on signals
-    @contextmanager
-    def _signals_stop_the_run(self):
-        """SIGINT and SIGTERM request a stop (see the module docstring) while training runs."""
-        self._stop_signal, self._stopping_now = None, False
-        if threading.current_thread() is not threading.main_thread():
-            yield  # handlers can only be set from the main thread
-            return
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
-
-    def _on_signal(self, signum: int, _frame) -> None:
-        if self._stopping_now:
-            return  # a third signal: the run is already stopping without saving
-        if self._stop_signal is not None:
-            self._stopping_now = True
-            raise _StopNow
-        self._stop_signal = signum
-        if self._abandonable:
-            self._abandonable = False
-            raise _Abandon
-        # print() is not safe in a signal handler (the stream may be mid-write).
-        name = signal.Signals(signum).name
-        _write_now(f"\n{name}: stopping at the end of this step, then saving a checkpoint "
-                   "(Ctrl-C again stops at once, without saving)\n")  # fmt: skip
-
-    @contextmanager
-    def _abandonable_phase(self, what: str):
-        """A rollout or an evaluation: a stop request abandons it (nothing of it is applied)."""
-        self._phase = what
-        self._abandonable = True
-        try:
-            if self._stop_signal is not None:  # asked before the phase began
-                raise _Abandon
-            yield
-        finally:
-            self._abandonable = False
-
     def _stop(self, abandoned: bool) -> TrainingInterrupted:
         """Checkpoint the last completed step (if not already) and say how to go on."""
-        sig = self._stop_signal
-        name = signal.Signals(sig).name
-        resume = f"continue with: python train_zero.py --out {self.run_dir} --resume"
         if self.step == 0:
-            return TrainingInterrupted(
-                f"{name}: stopped before the first step; nothing to save ({resume}, which "
-                "starts it again from step 0)", sig
-            )  # fmt: skip
-        path = self.save() if self._saved_step != self.step else latest_checkpoint(self.run_dir)
-        redo = f" ({self._phase} was abandoned, to be redone on resume)" if abandoned else ""
-        return TrainingInterrupted(
-            f"{name}: stopped after step {self.step}; checkpoint {path}{redo}; {resume}", sig
-        )
-
-    def _stopped_now(self) -> TrainingInterrupted:
-        sig = self._stop_signal
-        last = latest_checkpoint(self.run_dir)
-        since = f"its last checkpoint, {last}" if last else "step 0 (no checkpoint was saved)"
-        return TrainingInterrupted(
-            f"{signal.Signals(sig).name} again: stopped at once without saving; "
-            f"python train_zero.py --out {self.run_dir} --resume continues from {since}", sig
-        )
+            path = None  # nothing to save: the message says so
+        elif self._saved_step == self.step:
+            path = latest_checkpoint(self.run_dir)
+        else:
+            path = self.save()
+        return self.stops.stopped_after(self.run_dir, self.step, path, abandoned)
 
     # ------------------------------------------------------------------ the loop
     def _eval_due(self, s: int) -> bool:
@@ -670,60 +447,53 @@ class Trainer:
         """Run to cfg.steps. Raises TrainingInterrupted on SIGINT/SIGTERM (after a checkpoint)."""
         start = time.perf_counter()
         try:
-            with self._signals_stop_the_run():
+            with self.stops.installed():
                 self._train()
         finally:
             self.close()
         self.log(f"done in {time.perf_counter() - start:.0f}s; final checkpoint "
                  f"{latest_checkpoint(self.run_dir)}")  # fmt: skip
-        self._summary()
+        for line in summary_lines(self.history, len(self.heldout), self.run_dir / "metrics.jsonl"):
+            self.log(line)
         if self.cfg.plot:
-            self._plot()
+            plot_run(self.run_dir, self.log)
         return self.history[-1] if self.history else {}
 
     def _train(self) -> None:
-        cfg, log = self.cfg, self.log
         nparams = sum(p.numel() for p in self.model.parameters())
-        log(f"run folder: {self.run_dir}  |  device {self.device}  |  model {cfg.model} "
-            f"({nparams / 1e6:.2f}M params)  |  task {cfg.task}  |  {cfg.steps} steps of "
-            f"{cfg.prompts_per_step}x{cfg.group_size}  |  held-out {len(self.heldout)}"
-            )  # fmt: skip
-        for w in config_warnings(cfg):
-            log(f"warning: {w}")
-        if len(self.heldout) < MIN_HELDOUT:
-            log(f"warning: held-out accuracy on {len(self.heldout)} questions is noise (one "
-                f"question moves it by {100 / len(self.heldout):.0f}%); use at least "
-                f"{MIN_HELDOUT}")  # fmt: skip
+        for line in start_lines(self.cfg, self.run_dir, self.device, nparams, len(self.heldout)):
+            self.log(line)
         abandoned = False
         try:
             try:
                 self._loop()
-            except _Abandon:
+            except Abandon:
                 abandoned = True
-            if self._stop_signal is not None:
+            if self.stops.signal is not None:
                 raise self._stop(abandoned)
-        except _StopNow:
-            raise self._stopped_now() from None
+        except StopNow:
+            last = latest_checkpoint(self.run_dir)
+            raise self.stops.stopped_at_once(self.run_dir, last) from None
 
     def _loop(self) -> None:
         cfg, log = self.cfg, self.log
         # A fresh run evaluates step 0; a resumed one redoes an evaluation it was stopped in.
         done = bool(self.history) and self.history[-1]["step"] == self.step
         if self._eval_due(self.step) and not done:
-            log(self._eval_line(self.evaluate()))
+            log(eval_line(self.evaluate()))
             if self.step > 0 and self._save_due(self.step):
                 self.save()
-        while self.step < cfg.steps and self._stop_signal is None:
+        while self.step < cfg.steps and self.stops.signal is None:
             t0 = time.perf_counter()
             row = self.train_step()
             self._step_seconds.append(time.perf_counter() - t0)
             s = self.step
             if s % cfg.log_every == 0 or s == cfg.steps:
-                log(self._step_line(row, self._eta()))
-            if self._stop_signal is not None:
+                log(step_line(row, cfg.steps, self._eta()))
+            if self.stops.signal is not None:
                 break  # the evaluation is redone on resume
             if self._eval_due(s):
-                log(self._eval_line(self.evaluate()))
+                log(eval_line(self.evaluate()))
             if self._save_due(s):
                 self.save()
 
@@ -731,50 +501,3 @@ class Trainer:
         """Seconds left, from the mean duration of training steps (evaluations excluded)."""
         mean = sum(self._step_seconds) / max(1, len(self._step_seconds))
         return mean * (self.cfg.steps - self.step)
-
-    def _step_line(self, r: dict[str, Any], eta: float) -> str:
-        t = r["_timing"]
-        return (
-            f"step {r['step']:>4}/{self.cfg.steps} | reward {r['reward']:.3f} acc "
-            f"{r['accuracy']:.3f} fmt {r['format_rate']:.2f} | len {r['completion_len_mean']:5.1f}"
-            f" | ent {r.get('entropy', 0):.3f} kl {r.get('kl', 0):.4f} clip "
-            f"{r.get('clip_frac', 0):.3f} | gn {r['grad_norm']:.2f} lr {r['lr']:.1e} | "
-            f"rollout {t['rollout_s']:.1f}s update {t['update_s']:.1f}s | eta {eta:.0f}s"
-        )
-
-    @staticmethod
-    def _eval_line(r: dict[str, Any]) -> str:
-        return (
-            f"eval @ step {r['step']}: accuracy {r['eval_accuracy']:.3f}  format "
-            f"{r['eval_format_rate']:.3f}  length {r['eval_completion_len_mean']:.1f}"
-        )
-
-    def _summary(self) -> None:
-        if len(self.history) < 2:
-            return
-        a, b = self.history[0], self.history[-1]
-        self.log(f"\n{'held-out (' + str(len(self.heldout)) + ')':<22}{'base':>10}{'trained':>10}")
-        for key, name in (("eval_accuracy", "accuracy"), ("eval_format_rate", "format rate"),
-                          ("eval_completion_len_mean", "mean length")):  # fmt: skip
-            self.log(f"{name:<22}{a[key]:>10.3f}{b[key]:>10.3f}")
-        self.log(f"(step {a['step']} vs step {b['step']}; metrics in "
-                 f"{self.run_dir / 'metrics.jsonl'})")  # fmt: skip
-
-    def _plot(self) -> None:
-        try:
-            from grpo.plot import plot_runs
-        except ImportError as e:  # matplotlib missing: the run itself is complete
-            self.log(f"plots skipped: {e}")
-            return
-        try:
-            paths = plot_runs([self.run_dir], self.run_dir / "plots")
-        except ImportError as e:
-            self.log(f"plots skipped: {e}")
-            return
-        self.log(f"plots: {', '.join(str(p) for p in paths)}")
-
-
-def _write_now(text: str) -> None:
-    """Write to stdout from a signal handler: straight to the file descriptor, unbuffered."""
-    with suppress(OSError):
-        os.write(1, text.encode())

@@ -27,8 +27,9 @@ from safetensors.torch import load_file
 import grpo.trainer as tr
 from grpo.checkpoint import latest_checkpoint, load_trainer_state
 from grpo.config import TrainConfig
+from grpo.policy import pick_device
 from grpo.tasks import in_heldout
-from grpo.trainer import Trainer, TrainingDiverged, pick_device
+from grpo.trainer import Trainer, TrainingDiverged
 from model import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -303,7 +303,7 @@ def test_beta_zero_builds_no_reference_model(tmp_path):
 
 
 def test_truncate_after_drops_later_and_torn_lines(tmp_path):
-    from grpo.trainer import JsonlWriter
+    from grpo.runfolder import JsonlWriter
 
     w = JsonlWriter(tmp_path / "m.jsonl")
     for s in (0, 1, 2, 3):

@@ -1,0 +1,85 @@
+"""What a training run prints: its opening lines, a line per step and per evaluation,
+the closing table, and its plots. Plain formatting over the trainer's rows; no torch.
+
+    for line in start_lines(cfg, run_dir, device, nparams, n_heldout):
+        log(line)
+    log(step_line(row, cfg.steps, eta))      # row: a metrics.jsonl row plus its "_timing"
+    log(eval_line(row))                      # row: an evaluation's metrics.jsonl row
+    for line in summary_lines(history, n_heldout, run_dir / "metrics.jsonl"):
+        log(line)                            # first evaluation against the last
+    plot_run(run_dir, log)                   # run_dir/plots/, or a line saying why not
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from grpo.config import TrainConfig, config_warnings
+
+# Held-out accuracy on fewer questions than this moves in steps of 2% or more.
+MIN_HELDOUT = 50
+
+
+def start_lines(
+    cfg: TrainConfig, run_dir: Path, device: Any, nparams: int, n_heldout: int
+) -> list[str]:
+    """The run's first lines: where, what, how long, and any warnings about the settings."""
+    lines = [
+        f"run folder: {run_dir}  |  device {device}  |  model {cfg.model} "
+        f"({nparams / 1e6:.2f}M params)  |  task {cfg.task}  |  {cfg.steps} steps of "
+        f"{cfg.prompts_per_step}x{cfg.group_size}  |  held-out {n_heldout}"
+    ]
+    lines += [f"warning: {w}" for w in config_warnings(cfg)]
+    if n_heldout < MIN_HELDOUT:
+        lines.append(f"warning: held-out accuracy on {n_heldout} questions is noise (one "
+                     f"question moves it by {100 / n_heldout:.0f}%); use at least "
+                     f"{MIN_HELDOUT}")  # fmt: skip
+    return lines
+
+
+def step_line(r: dict[str, Any], steps: int, eta: float) -> str:
+    t = r["_timing"]
+    return (
+        f"step {r['step']:>4}/{steps} | reward {r['reward']:.3f} acc "
+        f"{r['accuracy']:.3f} fmt {r['format_rate']:.2f} | len {r['completion_len_mean']:5.1f}"
+        f" | ent {r.get('entropy', 0):.3f} kl {r.get('kl', 0):.4f} clip "
+        f"{r.get('clip_frac', 0):.3f} | gn {r['grad_norm']:.2f} lr {r['lr']:.1e} | "
+        f"rollout {t['rollout_s']:.1f}s update {t['update_s']:.1f}s | eta {eta:.0f}s"
+    )
+
+
+def eval_line(r: dict[str, Any]) -> str:
+    return (
+        f"eval @ step {r['step']}: accuracy {r['eval_accuracy']:.3f}  format "
+        f"{r['eval_format_rate']:.3f}  length {r['eval_completion_len_mean']:.1f}"
+    )
+
+
+def summary_lines(history: list[dict[str, Any]], n_heldout: int, metrics: Path) -> list[str]:
+    """The first evaluation against the last (nothing with fewer than two)."""
+    if len(history) < 2:
+        return []
+    a, b = history[0], history[-1]
+    lines = [f"\n{'held-out (' + str(n_heldout) + ')':<22}{'base':>10}{'trained':>10}"]
+    for key, name in (("eval_accuracy", "accuracy"), ("eval_format_rate", "format rate"),
+                      ("eval_completion_len_mean", "mean length")):  # fmt: skip
+        lines.append(f"{name:<22}{a[key]:>10.3f}{b[key]:>10.3f}")
+    lines.append(f"(step {a['step']} vs step {b['step']}; metrics in {metrics})")
+    return lines
+
+
+def plot_run(run_dir: Path, log: Callable[[str], None]) -> None:
+    """Plot the run into run_dir/plots; without matplotlib, say so (the run is complete)."""
+    try:
+        from grpo.plot import plot_runs
+    except ImportError as e:  # matplotlib missing: the run itself is complete
+        log(f"plots skipped: {e}")
+        return
+    try:
+        paths = plot_runs([run_dir], run_dir / "plots")
+    except ImportError as e:
+        log(f"plots skipped: {e}")
+        return
+    log(f"plots: {', '.join(str(p) for p in paths)}")

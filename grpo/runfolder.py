@@ -1,0 +1,125 @@
+"""The run folder: its lock, its checks, its append-only logs. No torch.
+
+    check_run_dir(run)                    # before any work: refuse an unusable --out
+    lock = RunLock(run)                   # one writer at a time; RunInUse otherwise
+    remove_stale_tmp(run)                 # holding the lock: debris of killed saves
+    metrics = JsonlWriter(run / "metrics.jsonl")
+    metrics.write({"step": 1, ...})       # flushed and fsynced per line
+    metrics.truncate_after(step)          # on resume: drop rows after the checkpoint
+    lock.release()                        # or let the process end
+
+One process writes a run folder at a time: `RunLock` holds an exclusive
+`flock` on `run/.lock` (which names the holder's PID) until the process ends.
+The checkpoints inside the folder are written by `grpo.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a run folder is not protected there
+    fcntl = None
+
+LOCK_FILE = ".lock"
+
+
+class RunInUse(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held until `release()` or the process ends.
+
+    `flock` locks die with their process, so the file left by a killed run
+    (naming a dead PID) never blocks the next one.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file = None
+        if fcntl is None:
+            return
+        f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise RunInUse(
+                f"{run_dir} is in use by another training process (PID {pid}); wait for it "
+                "to finish or stop it, or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def check_run_dir(path: str | Path) -> None:
+    """Refuse, before any work, a run folder that could not be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: {parent} is not writable")
+
+
+def remove_stale_tmp(run_dir: str | Path) -> list[Path]:
+    """Remove what interrupted saves left behind (call it holding the run's `RunLock`)."""
+    run_dir = Path(run_dir)
+    root = run_dir / "checkpoints"
+    stale = [*root.glob(".tmp-*"), *root.glob(".*.tmp"), *run_dir.glob("*.tmp")]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
+
+
+class JsonlWriter:
+    """Append-only JSON lines, flushed and fsynced per line: a crash loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows of steps after `step` (written after the checkpoint we resume from)."""
+        if not self.path.is_file():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by the kill: it is after the checkpoint
+                continue
+            if row.get("step", 0) <= step:
+                keep.append(line)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.path)
