@@ -12,17 +12,15 @@ for the device, by `eval.py`.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 
 from grpo.checkpoint import resolve_model_path
 from grpo.config import TrainConfig
+from grpo.report import say
 from grpo.tasks import get_task
 from model import PRESETS, Tokenizer, Transformer, load_pretrained, train_bpe_tokenizer
-
-_print = partial(print, flush=True)  # every log line reaches a pipe or a file at once
 
 
 def pick_device(name: str) -> torch.device:
@@ -72,7 +70,7 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
     )
 
 
-def load_policy(cfg: TrainConfig, task, device: torch.device, log=_print):
+def load_policy(cfg: TrainConfig, task, device: torch.device, log=say):
     """(model fp32 on device, tokenizer) for cfg.model."""
     if cfg.model in ("demo", "demo-countdown"):
         from grpo.bases import ensure_base

@@ -8,10 +8,17 @@ the closing table, and its plots. Plain formatting over the trainer's rows; no t
     for line in summary_lines(history, n_heldout, run_dir / "metrics.jsonl"):
         log(line)                            # first evaluation against the last
     plot_run(run_dir, log)                   # run_dir/plots/, or a line saying why not
+
+`say` is the trainer's default `log`: print and flush, so that a pipe or a
+file sees each line at once. If the reader of a pipe goes away (`| head`, a
+killed `tee`), the run goes on silently instead of dying: metrics.jsonl and
+the checkpoints hold everything.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,18 @@ from grpo.config import TrainConfig, config_warnings
 
 # Held-out accuracy on fewer questions than this moves in steps of 2% or more.
 MIN_HELDOUT = 50
+
+
+def say(line: str) -> None:
+    """print + flush; a closed pipe silences the console instead of stopping the run."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null, so that later prints and the flush at exit
+        # do not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def start_lines(

@@ -44,7 +44,6 @@ import math
 import time
 from contextlib import nullcontext
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ from grpo.evaluate import evaluate
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
-from grpo.report import eval_line, plot_run, start_lines, step_line, summary_lines
+from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
 from grpo.rollout import Batch, completion_logprobs, pack, rollout
 from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
 from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
@@ -80,7 +79,6 @@ RESUME_SAFE_KEYS = {
     "log_every", "plot", "threads", "out", "device", "samples_per_eval",
 }  # fmt: skip
 
-_print = partial(print, flush=True)  # every log line reaches a pipe or a file at once
 
 
 class TrainingDiverged(RuntimeError):
@@ -102,7 +100,7 @@ def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, log=_print) -> None:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, log=say) -> None:
         self.cfg, self.log = cfg, log
         if cfg.threads:
             torch.set_num_threads(cfg.threads)

@@ -174,6 +174,20 @@ def test_piped_output_arrives_while_training(tmp_path):
     assert done < 10, f"step 1's line arrived after {done} steps"
 
 
+def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
+    """`train_zero.py | head -2`: the reader goes away, the run finishes and saves, no traceback."""
+    run = tmp_path / "run"
+    proc = _start(["--out", str(run), *CLI])
+    proc.stdout.readline()
+    proc.stdout.close()  # what head does after its lines
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err}"
+    assert "Traceback" not in err and "Broken pipe" not in err and "BrokenPipe" not in err, err
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None and ckpt.name == "step_000006", f"final checkpoint: {ckpt}"
+
+
 # ----------------------------------------------------------------------------- each phase
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory) -> tuple[list[dict], dict]:
