@@ -31,15 +31,9 @@ from grpo.policy import pick_device
 from grpo.tasks import in_heldout
 from grpo.trainer import Trainer, TrainingDiverged
 from model import CheckpointError
+from tests.test_trainer import SMALL  # a random tiny model on countdown; mu = 2, 2 mini-batches
 
 ROOT = Path(__file__).resolve().parents[1]
-# The tiny config of tests/test_trainer.py: a random model on countdown, mu = 2 and two
-# mini-batches (pi_old and clipping act), a KL term and an entropy bonus.
-SMALL = dict(
-    model="tiny", task="countdown", prompts_per_step=4, group_size=4, max_new_tokens=20,
-    eval_n=8, eval_every=100, plot=False, log_every=1, entropy_coef=0.01, beta=0.01, mu=2,
-    mini_batches=2, micro_batch_size=5, lr=3e-3, warmup_steps=1,
-)  # fmt: skip
 CLI = ["--steps", "6", "--max-new-tokens", "48"] + [
     a for k, v in SMALL.items() if k != "max_new_tokens"
     for a in (f"--{k.replace('_', '-')}", str(v))
