@@ -33,6 +33,7 @@ from math import comb
 
 import torch
 
+from grpo.search_metrics import behaviour_means
 from model import Tokenizer, Transformer, generate
 
 
@@ -102,6 +103,8 @@ def evaluate(
                 "truncated": [out.finish_reasons[r] == "length" for r in rows],
                 "scores": scores,
                 "keys": [task.answer_key(texts[r], ex) for r in rows],
+                "behaviour": [task.behaviour(texts[r], ex, s["accuracy"] == 1.0)
+                              for r, s in zip(rows, scores)],
             })  # fmt: skip
         if progress:
             progress(b0 + len(chunk), total)
@@ -118,6 +121,8 @@ def summarise(records: list[dict], samples: int) -> dict[str, float]:
         "eval_reward": sum(s["reward"] for s in flat) / n_s,
         "eval_completion_len_mean": sum(n for r in records for n in r["lengths"]) / n_s,
         "eval_truncated_frac": sum(t for r in records for t in r["truncated"]) / n_s,
+        # Search behaviour (countdown: eval_tries_mean, ...); nothing for other tasks.
+        **behaviour_means([b for r in records for b in r.get("behaviour", [])], "eval_"),
     }
     if samples > 1:
         k = samples

@@ -4,8 +4,10 @@
 
 Reads each run's metrics.jsonl and writes one PNG per quantity (runs overlaid,
 one legend entry per run; held-out evaluation points drawn as markers on the
-same axes) plus overview.png with all six. Default output folder: RUN_DIR/plots
-for one run, plots/ in the current folder for several. Needs matplotlib
+same axes) plus overview.png with all of them. Countdown runs also get the
+search-behaviour panels (tries, gave up, false "yes", recovered). Default
+output folder: RUN_DIR/plots for one run, plots/ in the current folder for
+several. Needs matplotlib
 (`pip install -e ".[plot]"`).
 
 A run that is still going, or was killed, can be plotted: a torn last line of
@@ -29,6 +31,13 @@ PANELS = [
     ("format", "format rate", "format_rate", "eval_format_rate"),
     ("entropy", "entropy (nats/token)", "entropy", None),
     ("kl", "KL to reference (k3)", "kl", None),
+]
+# Drawn only for runs that log them (countdown: grpo/search_metrics.py).
+SEARCH_PANELS = [
+    ("tries", "tries per completion", "tries_mean", "eval_tries_mean"),
+    ("gave_up", "gave up after a failed try", "gave_up_frac", "eval_gave_up_frac"),
+    ("false_yes", "false \"yes\" claims", "false_yes_frac", "eval_false_yes_frac"),
+    ("recovered", "recovered from a failed try", "recovered_frac", "eval_recovered_frac"),
 ]
 
 
@@ -62,7 +71,7 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
         raise ValueError(f"{path} is not UTF-8 text (byte {e.start})") from e
     lines = text.splitlines()
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    plotted = {key for panel in PANELS for key in panel[2:] if key}
+    plotted = {key for panel in PANELS + SEARCH_PANELS for key in panel[2:] if key}
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
@@ -131,7 +140,9 @@ def plot_runs(
     if len(labels) != len(run_dirs):
         raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")
     data = [read_metrics(d) for d in run_dirs]
-    chosen = [p for p in PANELS if panels is None or p[0] in panels]
+    logged = {k for train, evals in data for r in train + evals for k in r}
+    available = PANELS + [p for p in SEARCH_PANELS if p[2] in logged]
+    chosen = [p for p in available if panels is None or p[0] in panels]
     written = []
 
     def draw(ax, panel):

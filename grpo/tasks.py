@@ -49,6 +49,7 @@ from grpo.rewards import (
     extract_answer,
     normalize_number,
 )
+from grpo.search_metrics import search_behaviour
 from grpo.templates import build_prompt, get_template
 from grpo.templates import primer as template_primer
 
@@ -111,6 +112,10 @@ class Task(ABC):
     def answer_wellformed(self, answer: str, example: Example) -> bool:
         """Whether the answer has the task's answer format (right or wrong)."""
         return bool(answer.strip())
+
+    def behaviour(self, completion: str, example: Example, correct: bool) -> dict[str, float]:
+        """Per-completion behaviour the trainer logs as means (see CountdownTask); none here."""
+        return {}
 
     def score(self, completion: str, example: Example) -> dict[str, float]:
         """Score text generated after the prompt (the template's primer is not in it).
@@ -311,6 +316,10 @@ class CountdownTask(GeneratedTask):
 
     def answer_wellformed(self, answer: str, example: Example) -> bool:
         return countdown_wellformed(answer)
+
+    def behaviour(self, completion: str, example: Example, correct: bool) -> dict[str, float]:
+        """Tries, giving up, false "yes" claims, recoveries (grpo.search_metrics)."""
+        return search_behaviour(completion, example["numbers"], example["target"], correct)
 
     def answer_key(self, completion: str, example: Example) -> str | None:
         """The exact value of a valid expression ("98", "7/3"), else "invalid:<text>"."""

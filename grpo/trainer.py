@@ -66,6 +66,7 @@ from grpo.progress import Progress
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
 from grpo.rollout import Batch, completion_logprobs, pack, rollout
 from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
+from grpo.search_metrics import behaviour_means
 from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
 from model import Tokenizer, Transformer
 from model.checkpoint import load_state_dict, write_json_atomic
@@ -273,6 +274,11 @@ class Trainer:
         n = len(lengths)
         rewards = ro.rewards.tolist()
         mean_r = sum(rewards) / n
+        # Search behaviour (countdown: tries, giving up, ...); {} for tasks without one.
+        behaviour = behaviour_means([
+            self.task.behaviour(text, examples[i // cfg.group_size], s["accuracy"] == 1.0)
+            for i, (text, s) in enumerate(zip(ro.texts, ro.scores))
+        ])  # fmt: skip
         row = {
             "step": step,
             "reward": mean_r,
@@ -283,6 +289,7 @@ class Trainer:
             "completion_len_min": min(lengths),
             "completion_len_max": max(lengths),
             "truncated_frac": sum(ro.truncated) / n,
+            **behaviour,
             "zero_variance_frac": adv_stats["zero_variance_frac"],
             "adv_abs_mean": adv_stats["adv_abs_mean"],
             **upd,

@@ -36,6 +36,23 @@ def test_plot_two_runs(tmp_path):
     assert all((out / n).stat().st_size > 5000 for n in names)
 
 
+def test_search_panels_only_for_runs_that_log_them(tmp_path):
+    pytest.importorskip("matplotlib")
+    from grpo.plot import PANELS, SEARCH_PANELS, main
+
+    run = _fake_run(tmp_path / "countdown", 1.0)
+    with (run / "metrics.jsonl").open("a") as f:
+        for s in range(6, 9):
+            f.write(json.dumps({"step": s, "reward": 0.5, "tries_mean": s / 4,
+                                "gave_up_frac": 1 / s, "false_yes_frac": 0.1,
+                                "recovered_frac": 0.05 * s}) + "\n")  # fmt: skip
+        f.write(json.dumps({"step": 8, "eval_accuracy": 0.5, "eval_tries_mean": 2.0}) + "\n")
+    out = tmp_path / "plots"
+    assert main([str(run), "--out", str(out)]) == 0
+    names = {p.name for p in out.glob("*.png")}
+    assert names == {f"{p[0]}.png" for p in PANELS + SEARCH_PANELS} | {"overview.png"}, names
+
+
 def test_plot_errors_are_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "grpo.plot", str(tmp_path / "nope")], cwd=ROOT,
                        capture_output=True, text=True)  # fmt: skip
