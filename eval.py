@@ -38,6 +38,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from grpo.config import COUNTDOWN_OPTIONS  # noqa: E402
+
 DEFAULT_MAX_NEW_TOKENS = 96
 FEW_QUESTIONS = 50  # below this, one question moves accuracy by 2 points or more: warn
 
@@ -195,6 +197,8 @@ def resolve_settings(
              "accuracy_weight": args.accuracy_weight, "stop": None}  # fmt: skip
     kinds = {"task": str, "task_path": str, "template": str, "max_new_tokens": int,
              "format_weight": float, "accuracy_weight": float, "stop": str}  # fmt: skip
+    for key in COUNTDOWN_OPTIONS:  # the run's countdown variant (no flags: a run's is fixed)
+        defaults[key], flags[key], kinds[key] = None, None, int
     chosen: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for key, default in defaults.items():
@@ -202,8 +206,8 @@ def resolve_settings(
             chosen[key], origin[key] = flags[key], "flag"
             continue
         value = run_cfg.get(key)
-        # The run's task file belongs to the run's task, not to one chosen by a flag.
-        if key == "task_path" and chosen["task"] != run_cfg.get("task"):
+        # The run's task file and variant belong to the run's task, not to one chosen by a flag.
+        if key in ("task_path", *COUNTDOWN_OPTIONS) and chosen["task"] != run_cfg.get("task"):
             value = None
         if value is None:
             chosen[key], origin[key] = default, "default"
@@ -222,8 +226,8 @@ def resolve_settings(
         raise ValueError("--task jsonl needs --task-path FILE")
     if chosen["task"] != "jsonl" and args.task_path:
         raise ValueError(f"--task-path is only for --task jsonl (the task is {chosen['task']})")
-    shown = ["task", "task_path", "template", "max_new_tokens", "format_weight",
-             "accuracy_weight"]  # fmt: skip
+    shown = ["task", "task_path", *COUNTDOWN_OPTIONS, "template", "max_new_tokens",
+             "format_weight", "accuracy_weight"]  # fmt: skip
     parts = [f"{k.replace('_', ' ')} {chosen[k]} ({origin[k]})" for k in shown
              if chosen[k] is not None]  # fmt: skip
     where = f"; {saved} = {source}" if any(origin[k] == saved for k in origin) else ""
@@ -276,6 +280,7 @@ def run(args) -> int:
                             "accuracy_weight": s["accuracy_weight"]}  # fmt: skip
     if task_name == "jsonl":
         opts["path"] = s["task_path"]
+    opts.update({k: s[k] for k in COUNTDOWN_OPTIONS if s[k] is not None})
     task = get_task(task_name, **opts)
     examples = task.heldout(args.n)
     if not examples:
@@ -333,7 +338,7 @@ def run(args) -> int:
               "samples": k, "temperature": temperature, "template": s["template"],
               "max_new_tokens": max_new, "format_weight": s["format_weight"],
               "accuracy_weight": s["accuracy_weight"], "seed": args.seed, "seconds": seconds,
-              "metrics": m}  # fmt: skip
+              **{k: s[k] for k in COUNTDOWN_OPTIONS if s[k] is not None}, "metrics": m}  # fmt: skip
     try:
         write_json_atomic(out, result)
     except OSError as e:  # checked up front, but the disk may fill: keep the numbers

@@ -41,6 +41,14 @@ class TrainConfig:
                     "built on first use), tiny, small (random init)")
     task: str = _f("addition", "task name: addition, countdown, jsonl")
     task_path: str | None = _f(None, "for --task jsonl: the file of {question, answer} lines")
+    # countdown's variant; None = the task's own default (grpo/tasks.py: CountdownTask)
+    min_numbers: int | None = _f(None, "countdown: fewest numbers in a problem")
+    max_numbers: int | None = _f(None, "countdown: most numbers in a problem")
+    min_number: int | None = _f(None, "countdown: smallest number drawn")
+    max_number: int | None = _f(None, "countdown: largest number drawn")
+    min_target: int | None = _f(None, "countdown: smallest target")
+    max_target: int | None = _f(None, "countdown: largest target (TinyZero's ranges: "
+                                "--max-numbers 4 --max-number 99 --min-target 1 --max-target 999)")
     template: str = _f("r1zero", "prompt template: r1zero (ends with 'Assistant:') or "
                        "r1zero_think (adds a '<think>' primer)")
     format_weight: float = _f(0.1, "reward weight of the format check (0 disables it)")
@@ -140,6 +148,15 @@ class TrainConfig:
              f"must be one of {', '.join(available_tasks())}")  # fmt: skip
         need(self.task != "jsonl" or bool(self.task_path), "task_path",
              "must be given with --task jsonl (the file of {question, answer} lines)")  # fmt: skip
+        options = task_options(self)
+        if options and self.task == "countdown":
+            from grpo.tasks import get_task
+
+            try:  # the task checks its own ranges (cheap: nothing is generated)
+                get_task("countdown", **options)
+            except ValueError as e:
+                key = next(iter(options))
+                raise ConfigError(key, f"(countdown variant {options}): {e}") from None
         need(self.template in TEMPLATES, "template",
              f"must be one of {', '.join(sorted(TEMPLATES))}")  # fmt: skip
         need(self.format_weight >= 0, "format_weight", "must be >= 0")
@@ -240,8 +257,9 @@ class ConfigError(ValueError):
 
 def _type_problem(kind: str, value: Any) -> str | None:
     """What is wrong with `value` for a field annotated `kind` ("int", "str | None", ...)."""
-    if kind == "str | None" and value is None:
+    if kind.endswith(" | None") and value is None:
         return None
+    kind = kind.removesuffix(" | None") if kind == "int | None" else kind
     hint = ""
     if isinstance(value, str) and kind != "str":
         hint = f" (a string: write {value} without quotes)"
@@ -257,6 +275,15 @@ def _type_problem(kind: str, value: Any) -> str | None:
     if kind in ("str", "str | None"):
         return None if isinstance(value, str) else f"must be a string, got {value!r}"
     raise TypeError(f"no type rule for annotation {kind!r}")  # a new field type needs one
+
+
+COUNTDOWN_OPTIONS = ("min_numbers", "max_numbers", "min_number", "max_number", "min_target",
+                     "max_target")  # fmt: skip
+
+
+def task_options(cfg: TrainConfig) -> dict[str, int]:
+    """The task variant options the config sets (countdown's ranges), for get_task."""
+    return {k: getattr(cfg, k) for k in COUNTDOWN_OPTIONS if getattr(cfg, k) is not None}
 
 
 def config_warnings(cfg: TrainConfig) -> list[str]:
@@ -275,6 +302,8 @@ def config_warnings(cfg: TrainConfig) -> list[str]:
             "aggregation=dr_grpo with scale_by_std=true: Dr. GRPO also drops the division by "
             "the group std (--no-scale-by-std); this combination is neither GRPO nor Dr. GRPO"
         )
+    if task_options(cfg) and cfg.task != "countdown":
+        out.append(f"{', '.join(task_options(cfg))} ignored: only --task countdown reads them")
     if cfg.task_path and cfg.task != "jsonl":
         out.append(f"task_path={cfg.task_path!r} is ignored: it is only read by --task jsonl")
     if cfg.warmup_steps > cfg.steps:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from grpo.checkpoint import resolve_model_path
-from grpo.config import TrainConfig
+from grpo.config import TrainConfig, task_options
 from grpo.report import say
 from grpo.tasks import get_task
 from model import PRESETS, Tokenizer, Transformer, load_pretrained, train_bpe_tokenizer
@@ -56,6 +56,8 @@ def task_from_config(cfg: TrainConfig):
     )  # fmt: skip
     if cfg.task == "jsonl":
         opts["path"] = cfg.task_path
+    if cfg.task == "countdown":
+        opts.update(task_options(cfg))
     return get_task(cfg.task, **opts)
 
 

@@ -296,3 +296,22 @@ def test_given_flags_collects_without_validating():
 
     ns = _parser().parse_args(["--mini-batches", "3", "--no-plot"])
     assert given_flags(ns) == {"mini_batches": 3, "plot": False}
+
+
+def test_countdown_variant_reaches_the_task_and_is_checked(tmp_path):
+    from grpo.config import config_warnings, task_options
+    from grpo.policy import task_from_config
+
+    cfg = TrainConfig(task="countdown", max_numbers=3, max_number=15, min_target=10,
+                      max_target=100)  # fmt: skip
+    task = task_from_config(cfg)
+    assert (task.min_numbers, task.max_numbers, task.min_number, task.max_number,
+            task.min_target, task.max_target) == (3, 3, 1, 15, 10, 100)  # fmt: skip
+    assert task_options(TrainConfig()) == {}, "unset options leave the task's defaults"
+    with pytest.raises(ValueError, match="max_number"):
+        TrainConfig(task="countdown", min_number=20, max_number=10)
+    f = tmp_path / "run.toml"
+    f.write_text('task = "countdown"\nmax_target = "100"\n')
+    with pytest.raises(ValueError, match="run.toml: max_target must be an integer"):
+        TrainConfig.from_dict(read_config_file(f), source=str(f))
+    assert any("ignored" in w for w in config_warnings(TrainConfig(max_number=15)))

@@ -275,3 +275,19 @@ def test_builtin_base_is_evaluated_on_the_task_it_was_built_for(tiny_model, tmp_
     assert code == 0, err
     assert json.loads(out_json.read_text())["task"] == "countdown", out
     assert "task countdown (base)" in out, out
+
+
+def test_countdown_run_is_evaluated_on_its_own_variant(tiny_model, tmp_path, capsys):
+    """A run trained on a countdown variant is evaluated on that variant's held-out split."""
+    run = _fake_run(tmp_path / "run", tiny_model, {"task": "countdown", "max_numbers": 3,
+                                                   "max_number": 9, "max_target": 50})  # fmt: skip
+    cfg = json.loads((run / "checkpoints/step_000003/config.json").read_text())
+    (run / "checkpoints/step_000003/config.json").write_text(
+        json.dumps({**cfg, "max_position_embeddings": 2048}))  # room for a countdown prompt
+    out_json = tmp_path / "r.json"
+    code, out, err = _main_in_process(["--model", str(run), "--n", "3", "--max-new-tokens", "4",
+                                       "--json", str(out_json)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "max number 9 (run)" in out and "max target 50 (run)" in out, out
+    result = json.loads(out_json.read_text())
+    assert (result["max_numbers"], result["max_number"], result["max_target"]) == (3, 9, 50)
