@@ -65,14 +65,25 @@ def step_line(r: dict[str, Any], steps: int, eta: float) -> str:
         f"{r['accuracy']:.3f} fmt {r['format_rate']:.2f} | len {r['completion_len_mean']:5.1f}"
         f" | ent {r.get('entropy', 0):.3f} kl {r.get('kl', 0):.4f} clip "
         f"{r.get('clip_frac', 0):.3f} | gn {r['grad_norm']:.2f} lr {r['lr']:.1e} | "
-        f"rollout {t['rollout_s']:.1f}s update {t['update_s']:.1f}s | eta {eta:.0f}s"
+        f"{_search(r, '')}rollout {t['rollout_s']:.1f}s update {t['update_s']:.1f}s | "
+        f"eta {eta:.0f}s"
     )
+
+
+def _search(r: dict[str, Any], prefix: str) -> str:
+    """The search behaviour of a countdown row ("" for tasks that log none)."""
+    if prefix + "tries_mean" not in r:
+        return ""
+    return (f"tries {r[prefix + 'tries_mean']:.2f} gave-up {r[prefix + 'gave_up_frac']:.2f} "
+            f"false-yes {r[prefix + 'false_yes_frac']:.2f} recovered "
+            f"{r[prefix + 'recovered_frac']:.2f} | ")  # fmt: skip
 
 
 def eval_line(r: dict[str, Any]) -> str:
     return (
         f"eval @ step {r['step']}: accuracy {r['eval_accuracy']:.3f}  format "
         f"{r['eval_format_rate']:.3f}  length {r['eval_completion_len_mean']:.1f}"
+        + (f"  | {_search(r, 'eval_')[:-3]}" if "eval_tries_mean" in r else "")
     )
 
 
