@@ -176,14 +176,20 @@ def ensure_demo_base(
             log(f"demo base: shipped copy not used: {reason}")
         path = CACHE_DIR
     path = Path(path)
-    if not rebuild:
-        reason = validate_base(path, config)
-        if reason is None:
-            return path
-        log(f"demo base: building {path}: {reason}")
-    else:
-        log(f"demo base: rebuilding {path} (asked to)")
+    if _usable(path, config, rebuild, "demo", log):
+        return path
     return build_base(path, config, log, log_every)
+
+
+def _usable(path: Path, config: AnyConfig, rebuild: bool, name: str, log: Log) -> bool:
+    """Whether `path` holds a valid build of `config`; if not, log why it will be built."""
+    if rebuild:
+        log(f"{name} base: rebuilding {path} (asked to)")
+        return False
+    reason = validate_base(path, config)
+    if reason is not None:
+        log(f"{name} base: building {path}: {reason}")
+    return reason is None
 
 
 def ensure_base(
@@ -207,13 +213,8 @@ def ensure_base(
         return ensure_demo_base(path, rebuild=rebuild, log=log, config=want)
     base_config(name)  # unknown names fail here
     path = Path(path) if path is not None else cache_dir(name)
-    if not rebuild:
-        reason = validate_base(path, want)
-        if reason is None:
-            return path
-        log(f"{name} base: building {path}: {reason}")
-    else:
-        log(f"{name} base: rebuilding {path} (asked to)")
+    if _usable(path, want, rebuild, name, log):
+        return path
     dev = resolve_device(device)
     if dev.type == "cpu" and want == COUNTDOWN_CONFIG:
         raise ValueError(
