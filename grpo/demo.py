@@ -6,17 +6,16 @@ The code lives in grpo/bases/ (its package docstring explains the design):
     python -m grpo.demo build --out assets/demo-base   # THE command that produced assets/demo-base/
     python -m grpo.demo inspect                        # modes, per-mode accuracy, format rate
 
-    from grpo.bases import ensure_base                 # what the trainer and eval.py use
+The trainer and eval.py ask `grpo.bases.ensure_base(name)` for a base.
 """
 
 from __future__ import annotations
 
 import sys
 
-from grpo.bases import ensure_base
 from grpo.bases.cli import main
 
-__all__ = ["ensure_base", "main"]
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -199,13 +199,6 @@ def test_ctrl_c_is_one_line_and_exit_130(dirs, monkeypatch, capsys):
     assert code == 130 and err == "python -m grpo.demo build: interrupted\n", (code, err)
 
 
-def test_grpo_demo_still_exports_ensure_base():
-    import grpo.bases
-    import grpo.demo
-
-    assert grpo.demo.ensure_base is grpo.bases.ensure_base, "trainer/eval import it from here"
-
-
 # --- item 14: progress lines are line-buffered ----------------------------------------------
 
 
