@@ -247,6 +247,11 @@ COUNTDOWN_QUESTION = (
 )
 
 
+# TinyZero's countdown: 3-4 numbers in 1..99, targets 1..999 (configs/gpu-countdown.toml).
+TINYZERO_COUNTDOWN = {"min_numbers": 3, "max_numbers": 4, "min_number": 1, "max_number": 99,
+                      "min_target": 1, "max_target": 999}  # fmt: skip
+
+
 @dataclass(kw_only=True)
 class CountdownTask(GeneratedTask):
     """Countdown: reach `target` using each of `numbers` once with + - * /.
@@ -259,12 +264,15 @@ class CountdownTask(GeneratedTask):
     """
 
     name: ClassVar[str] = "countdown"
+    # The defaults are the CPU demo's variant (grpo/bases/countdown_demo.py): small
+    # enough for a ~3M-parameter model to search, hard enough that guessing
+    # mostly fails. TinyZero's ranges are TINYZERO_COUNTDOWN (the GPU preset's).
     min_numbers: int = 3
-    max_numbers: int = 4
+    max_numbers: int = 3
     min_number: int = 1
-    max_number: int = 99
-    min_target: int = 1
-    max_target: int = 999
+    max_number: int = 20
+    min_target: int = 20
+    max_target: int = 200
     max_attempts: ClassVar[int] = 10_000
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""The "demo-countdown" base: countdown corpus, written searches, solver, tiny builds, preset.
+"""The "gpu-countdown" base (GPU preset): corpus, written searches, solver, tiny builds, preset.
 
     python -m pytest -q tests/test_bases_countdown.py
 
@@ -254,7 +254,7 @@ def test_tiny_countdown_build_loads_and_tokenizes_like_the_trainer(cd_base, cd_r
     assert validate_base(cd_base, CD_TINY) is None
     assert validate_base(cd_base, DEFAULT_CONFIG).startswith("stale")
     lines: list[str] = []
-    assert ensure_base("demo-countdown", lines.append, path=cd_base, config=CD_TINY) == cd_base
+    assert ensure_base("gpu-countdown", lines.append, path=cd_base, config=CD_TINY) == cd_base
     assert not lines, f"a valid build was rebuilt: {lines}"
     assert base_task(cd_base) == "countdown" and base_task(SHIPPED_DIR) == "addition"
 
@@ -293,14 +293,18 @@ def test_ensure_base_names_and_the_cpu_guard(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("the CPU guard is only reachable without CUDA")
     with pytest.raises(ValueError, match="--device cpu"):
-        ensure_base("demo-countdown", lambda line: None, path=tmp_path / "none")
+        ensure_base("gpu-countdown", lambda line: None, path=tmp_path / "none")
 
 
 def test_gpu_countdown_config_file(cd_base, cd_records):
     from grpo.config import TrainConfig, read_config_file
 
     cfg = TrainConfig.from_dict(read_config_file(CONFIG_FILE), source=str(CONFIG_FILE))
-    assert (cfg.model, cfg.task, cfg.template) == ("demo-countdown", "countdown", TEMPLATE)
+    assert (cfg.model, cfg.task, cfg.template) == ("gpu-countdown", "countdown", TEMPLATE)
+    from grpo.config import task_options
+    from grpo.tasks import TINYZERO_COUNTDOWN
+
+    assert task_options(cfg) == TINYZERO_COUNTDOWN, "the preset runs on TinyZero's ranges"
     assert cfg.aggregation == "dapo" and cfg.beta == 0 and cfg.device == "auto"
     tok = Tokenizer.from_dir(cd_base)  # fewer merges than the real build: an upper bound
     task = countdown_task()

@@ -114,21 +114,28 @@ def test_heldout_hash_fraction():
     assert 0.05 < share < 0.075, f"held-out share {share:.4f}, expected about 1/16"
 
 
-def test_countdown_examples_are_solvable(countdown_heldout):
-    task = get_task("countdown")
-    examples = [task.train_example(i) for i in range(300)] + countdown_heldout
+@pytest.mark.parametrize("variant", ["demo", "tinyzero"])
+def test_countdown_examples_are_solvable(countdown_heldout, variant):
+    """The default (the CPU demo's variant: 3 numbers) and TinyZero's ranges (3-4 numbers)."""
+    from grpo.tasks import TINYZERO_COUNTDOWN
+
+    opts = TINYZERO_COUNTDOWN if variant == "tinyzero" else {}
+    task = get_task("countdown", **opts)
+    lo, hi, tlo, thi = (1, 99, 1, 999) if opts else (1, 20, 20, 200)
+    held = countdown_heldout if not opts else task.heldout(100)
+    examples = [task.train_example(i) for i in range(300)] + held
     counts = set()
     for ex in examples:
         counts.add(len(ex["numbers"]))
-        assert all(1 <= n <= 99 for n in ex["numbers"]), ex
-        assert 1 <= ex["target"] <= 999, ex
+        assert all(lo <= n <= hi for n in ex["numbers"]), ex
+        assert tlo <= ex["target"] <= thi, ex
         value = countdown_value(ex["solution"], ex["numbers"])
         assert value == ex["target"], f"solution {ex['solution']!r} = {value}, target {ex}"
         assert task.score(answer(ex["solution"]), ex)["accuracy"] == 1.0, ex
         assert f"Using the numbers {ex['numbers']}, create an equation that equals " \
             f"{ex['target']}." in ex["question"], ex["question"]
         assert not ex["question"].endswith("."), "the template adds the final period"
-    assert counts == {3, 4}, f"number counts seen: {counts}"
+    assert counts == ({3, 4} if opts else {3}), f"number counts seen: {counts}"
 
 
 def test_addition_generation():

@@ -1,12 +1,12 @@
-"""The "demo-countdown" base's corpus: the GPU preset's countdown transcripts and searches.
+"""The "gpu-countdown" base's corpus: the GPU preset's countdown transcripts and searches.
 
     from grpo.bases.countdown import countdown_corpus_records
     records = countdown_corpus_records(1000, seed=0)   # (kind, example, text) per document
 
 The countdown base (`CountdownBuildConfig`, `countdown_corpus_records`). The
 same two lessons as the addition base (grpo/bases/addition.py), applied to
-search. Problems come from `get_task("countdown").train_example(i)` (3-4
-numbers in 1..99, target 1..999); every document ends with <|endoftext|>:
+search. Problems come from `get_task("countdown", **TINYZERO_COUNTDOWN).train_example(i)`
+(3-4 numbers in 1..99, target 1..999); every document ends with <|endoftext|>:
 
     50%  R1-Zero transcripts, the trainer's exact prompt, then one of
            60%  " <answer>EXPR</answer>"                    direct answer
@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 from grpo.bases.common import EOS, TEMPLATE, check_build_numbers, completion_text, model_config
 from grpo.bases.solver import MAX_VALUE, Search, Step, countdown_guess, countdown_solve
-from grpo.tasks import get_task
+from grpo.tasks import TINYZERO_COUNTDOWN, get_task
 from model.config import ModelConfig
 
 COUNTDOWN_MODES = ("answer", "empty_think", "scratchpad", "bare")
@@ -57,7 +57,7 @@ COUNTDOWN_MODES = ("answer", "empty_think", "scratchpad", "bare")
 
 @dataclass(frozen=True)
 class CountdownBuildConfig:
-    """The GPU preset's base ("demo-countdown"): everything that decides its weights.
+    """The GPU preset's base ("gpu-countdown"): everything that decides its weights.
 
     Same pipeline as `BuildConfig` (corpus, BPE, packing, AdamW), another corpus
     and a ~34M-parameter model. `task` is not a field (the manifest gets it from
@@ -165,7 +165,7 @@ def countdown_worked_example(example: dict[str, Any], search: Search) -> str:
 
 def countdown_task(seed: int = 0):
     """The countdown task whose train stream the corpus draws from (and the trainer uses)."""
-    return get_task("countdown", seed=seed, template=TEMPLATE)
+    return get_task("countdown", seed=seed, template=TEMPLATE, **TINYZERO_COUNTDOWN)
 
 
 def countdown_corpus_records(
