@@ -23,10 +23,22 @@ from typing import Any
 
 from grpo.tasks import JsonlTask
 
+# Where RL's train stream starts in a generated task's stream. The demo bases
+# are pretrained on train_example(0), train_example(1), ... (far fewer than
+# this), so RL never trains on a problem index the base's corpus used. A JSONL
+# task's stream is its file, read from the start.
+RL_STREAM_OFFSET = 1_000_000_000
+
 # A prompt longer than this many characters per position cannot fit even if
 # every token covered a long word; such prompts are rejected without
 # tokenizing them (a multi-megabyte question costs nothing).
 _MAX_CHARS_PER_POSITION = 64
+
+
+def rl_example(task, pos: int) -> dict[str, Any]:
+    """The question at data position `pos` of RL's train stream (see RL_STREAM_OFFSET)."""
+    offset = 0 if isinstance(task, JsonlTask) else RL_STREAM_OFFSET
+    return task.train_example(offset + pos)
 
 
 def prompt_budget(max_new_tokens: int, max_positions: int) -> int:
@@ -89,7 +101,7 @@ def check_train_set(
     else:  # an endless stream: the first step's questions stand for it
         n = prompts_per_step
     kept, over = split_by_context(
-        task, tok, [task.train_example(i) for i in range(n)], max_new_tokens, max_positions
+        task, tok, [rl_example(task, i) for i in range(n)], max_new_tokens, max_positions
     )
     what = _too_long(max_new_tokens, max_positions)
     if not kept:
@@ -105,10 +117,11 @@ def draw_examples(
 
     `start` is the data position before the step. It counts questions consumed,
     skipped ones included, so a resumed run draws exactly what a straight run would.
+    Position p is `rl_example(task, p)`: past the problems the demo bases saw.
     """
     pos, out, skipped = start, [], 0
     while len(out) < want:
-        cand = [task.train_example(pos + i) for i in range(want - len(out))]
+        cand = [rl_example(task, pos + i) for i in range(want - len(out))]
         fit, over = split_by_context(task, tok, cand, max_new_tokens, max_positions)
         out += fit
         skipped += len(over)
