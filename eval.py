@@ -38,7 +38,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.config import COUNTDOWN_OPTIONS  # noqa: E402
+from grpo.config import COUNTDOWN_OPTIONS, task_defaults  # noqa: E402
 
 DEFAULT_MAX_NEW_TOKENS = 96
 FEW_QUESTIONS = 50  # below this, one question moves accuracy by 2 points or more: warn
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     pos_int = _number(int, 1, ">= 1")
     ap = OneLineErrorParser(prog="eval.py", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True,
-                    help="checkpoint folder, run folder, or a built-in base: demo, demo-countdown")
+                    help="checkpoint folder, run folder, or a built-in base: demo (the demo "
+                         "base of --task), demo-countdown, gpu-countdown")
     ap.add_argument("--task", type=_one_of(available_tasks()), default=None,
                     help=f"{', '.join(available_tasks())} (default: the run's, else addition)")
     ap.add_argument("--task-path",
@@ -210,7 +211,9 @@ def resolve_settings(
         if key in ("task_path", *COUNTDOWN_OPTIONS) and chosen["task"] != run_cfg.get("task"):
             value = None
         if value is None:
-            chosen[key], origin[key] = default, "default"
+            # The task's demo default (countdown's budget), else the generic one.
+            chosen[key] = task_defaults(chosen["task"]).get(key, default) if chosen else default
+            origin[key] = "default"
             continue
         kind = kinds[key]
         ok = isinstance(value, str) if kind is str else (
@@ -259,13 +262,15 @@ def run(args) -> int:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"--device {args.device}: this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
-    from grpo.bases import BASES, base_task, ensure_base
+    from grpo.bases import BASES, base_run_config, demo_base_name, ensure_base
 
-    path = ensure_base(args.model) if args.model in BASES else resolve_model_path(args.model)
+    # --model demo means the demo base of --task (demo-countdown for countdown).
+    name = demo_base_name(args.model, args.task or "addition")
+    path = ensure_base(name) if name in BASES else resolve_model_path(args.model)
     run_cfg, run_dir = read_run_config(path)
     source, origin = (str(run_dir / "train_config.json") if run_dir else ""), "run"
-    if not run_cfg and args.model in BASES:  # a built-in base: the task it was built for
-        run_cfg, source, origin = {"task": base_task(path)}, args.model, "base"
+    if not run_cfg and name in BASES:  # a built-in base: the task (and variant) it was built for
+        run_cfg, source, origin = base_run_config(path), name, "base"
     s, line = resolve_settings(args, run_cfg, source, origin)
     print(line)
     task_name, max_new, k = s["task"], s["max_new_tokens"], args.samples

@@ -37,8 +37,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class TrainConfig:
     # --- what to train
     model: str = _f("demo", "a Hugging Face checkpoint folder, a run folder, or a built-in: "
-                    "demo (the CPU demo's base model), demo-countdown (the GPU preset's base, "
-                    "built on first use), tiny, small (random init)")
+                    "demo (the chosen task's CPU demo base: demo-countdown for countdown, "
+                    "else the addition base), demo-countdown, gpu-countdown (the GPU "
+                    "preset's base, built on first use), tiny, small (random init)")
     task: str = _f("addition", "task name: addition, countdown, jsonl")
     task_path: str | None = _f(None, "for --task jsonl: the file of {question, answer} lines")
     # countdown's variant; None = the task's own default (grpo/tasks.py: CountdownTask)
@@ -281,6 +282,25 @@ COUNTDOWN_OPTIONS = ("min_numbers", "max_numbers", "min_number", "max_number", "
                      "max_target")  # fmt: skip
 
 
+# Each task's demo: the settings `python train_zero.py --task TASK` runs with,
+# where neither a flag nor a config file sets them. Fields not listed keep
+# TrainConfig's defaults (the addition demo's). The countdown demo (~13 min on
+# 2 CPU cores; README "Countdown: learning to search") starts from the shipped
+# "demo-countdown" base on the task's default variant (grpo/tasks.py).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "countdown": {
+        "steps": 30, "prompts_per_step": 16, "group_size": 8, "max_new_tokens": 480,
+        "lr": 2e-4, "warmup_steps": 3, "eval_every": 10, "eval_n": 500, "save_every": 10,
+        "micro_batch_size": 32,
+    },
+}  # fmt: skip
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """The demo settings of `task` that differ from TrainConfig's defaults ({} if none)."""
+    return dict(TASK_DEFAULTS.get(task, {}))
+
+
 def task_options(cfg: TrainConfig) -> dict[str, int]:
     """The task variant options the config sets (countdown's ranges), for get_task."""
     return {k: getattr(cfg, k) for k in COUNTDOWN_OPTIONS if getattr(cfg, k) is not None}
@@ -386,13 +406,16 @@ def given_flags(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(ns: argparse.Namespace, file: str | None = None) -> tuple[TrainConfig, dict]:
-    """Defaults < config file < flags. Returns the config and the keys set on the command line.
+    """Defaults < the task's demo defaults < config file < flags.
 
-    ValueError (a ConfigError for a bad setting) names the flag, or the file and its key.
+    Returns the config and the keys set on the command line. ValueError (a
+    ConfigError for a bad setting) names the flag, or the file and its key.
     """
     given = given_flags(ns)
     merged: dict[str, Any] = {}
     if file:
         merged.update(read_config_file(file))
     merged.update(given)
+    task = merged.get("task", TrainConfig.task)
+    merged = {**task_defaults(task if isinstance(task, str) else ""), **merged}
     return TrainConfig.from_dict(merged, source=file or None, flag_keys=given), given

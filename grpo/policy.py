@@ -74,10 +74,10 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
 
 def load_policy(cfg: TrainConfig, task, device: torch.device, log=say):
     """(model fp32 on device, tokenizer) for cfg.model."""
-    if cfg.model in ("demo", "demo-countdown"):
-        from grpo.bases import ensure_base
+    if cfg.model in ("demo", "demo-countdown", "gpu-countdown"):
+        from grpo.bases import demo_base_name, ensure_base
 
-        path = ensure_base(cfg.model, log=log)
+        path = ensure_base(demo_base_name(cfg.model, cfg.task), log=log)
     elif cfg.model in PRESETS:
         log(f"model: building {cfg.model} (random init) and a tokenizer on the task's text")
         mcfg = PRESETS[cfg.model]

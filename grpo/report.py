@@ -93,9 +93,13 @@ def summary_lines(history: list[dict[str, Any]], n_heldout: int, metrics: Path) 
         return []
     a, b = history[0], history[-1]
     lines = [f"\n{'held-out (' + str(n_heldout) + ')':<22}{'base':>10}{'trained':>10}"]
-    for key, name in (("eval_accuracy", "accuracy"), ("eval_format_rate", "format rate"),
-                      ("eval_completion_len_mean", "mean length")):  # fmt: skip
-        lines.append(f"{name:<22}{a[key]:>10.3f}{b[key]:>10.3f}")
+    rows = [("eval_accuracy", "accuracy"), ("eval_format_rate", "format rate"),
+            ("eval_completion_len_mean", "mean length"), ("eval_tries_mean", "tries"),
+            ("eval_gave_up_frac", "gave up"), ("eval_false_yes_frac", "false yes"),
+            ("eval_recovered_frac", "recovered")]  # fmt: skip
+    for key, name in rows:  # the search rows only for countdown
+        if key in a and key in b:
+            lines.append(f"{name:<22}{a[key]:>10.3f}{b[key]:>10.3f}")
     lines.append(f"(step {a['step']} vs step {b['step']}; metrics in {metrics})")
     return lines
 

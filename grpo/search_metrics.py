@@ -4,12 +4,20 @@
     search_behaviour(completion, numbers=[67, 65, 79], target=780, correct=True)
     # {"tries": 2.0, "gave_up": 0.0, "false_yes": 0.0, "recovered": 1.0}
 
-A written search (grpo/bases/countdown.py shows the corpus's) is a run of
-tries inside <think>. A try is a path of steps "a op b=c" that ends with a
-verdict: " yes." (it reached the target) or " no." (it did not):
+A written search is a run of tries inside <think>, each ending with a
+verdict: " yes." (it reached the target) or " no." (it did not). Two shapes
+of try are read. The CPU demo's (grpo/bases/countdown_demo.py): a first step,
+a colon, then the ways to finish it, the last of which is the claimed hit:
+
+    6 2 12 to 96: 6+2=8: 12+8=20, 12-8=4, 12*8=96 yes. so 12*8 = 12*(6+2)
+
+and the GPU preset's (grpo/bases/countdown.py), a path of steps to one number:
 
     67 65 79 to 780: 67+65=132 [79 132], 132+79=211 no. 79-67=12 [65 12],
     65*12=780 yes. so 65*12 = 65*(79-67)
+
+A "yes" is checked on its path: the steps before the try's last colon, then
+its last step (with no colon after a step: all its steps).
 
 Per completion (each 0 or 1, except `tries`):
 - tries: tries with a verdict; 0 for a direct answer;
@@ -32,6 +40,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 _STEP = re.compile(r"(\d{1,6})\s*([-+*/])\s*(\d{1,6})\s*=\s*(\d{1,7})")
+_Step = tuple[str, str, str, str]
 _VERDICT = re.compile(r"\b(yes|no)\.")
 _MAX_CHARS = 20_000  # a completion longer than this is not searched (its metrics are 0)
 
@@ -66,6 +75,18 @@ def reaches(
     return sum(pool.values()) == 1 and pool[target] == 1
 
 
+def claimed_path(text: str) -> list[_Step]:
+    """The steps a try's verdict is about (see the module docstring): a path to one number."""
+    found = list(_STEP.finditer(text))
+    if not found:
+        return []
+    colon = text.rfind(":", found[0].end())
+    if colon < 0:
+        return [m.groups() for m in found]
+    head = [m.groups() for m in found if m.end() <= colon]
+    return [*head, found[-1].groups()]
+
+
 def search_behaviour(
     completion: str, numbers: Sequence[int], target: int, correct: bool
 ) -> dict[str, float]:
@@ -80,7 +101,7 @@ def search_behaviour(
     inner = completion[start + len("<think>") : end if end >= 0 else len(completion)]
     verdicts, last = [], 0
     for m in _VERDICT.finditer(inner):
-        steps = _STEP.findall(inner[last : m.start()])
+        steps = claimed_path(inner[last : m.start()])
         last = m.end()
         if steps or verdicts:  # a "yes." before any step is prose, not a verdict
             verdicts.append((m.group(1) == "yes", steps))

@@ -39,9 +39,11 @@ def dirs(tmp_path, monkeypatch):
     shipped = tmp_path / "assets" / "demo-base"
     shutil.copytree(build.SHIPPED_DIR, shipped)
     cache = tmp_path / "cache" / "demo-base"
-    monkeypatch.setattr(build, "SHIPPED_DIR", shipped)
-    monkeypatch.setattr(build, "CACHE_DIR", cache)
-    monkeypatch.setattr(build, "COUNTDOWN_CACHE_DIR", tmp_path / "cache" / "demo-countdown-base")
+    monkeypatch.setitem(build.SHIPPED_DIRS, "demo", shipped)
+    monkeypatch.setitem(build.SHIPPED_DIRS, "demo-countdown", tmp_path / "assets" / "none")
+    for name in build.BASES:
+        monkeypatch.setitem(build.CACHE_DIRS, name, tmp_path / "cache" / f"{name}-base")
+    monkeypatch.setitem(build.CACHE_DIRS, "demo", cache)
     return shipped, cache
 
 
@@ -124,7 +126,7 @@ def test_out_of_range_numbers_are_one_line_errors(argv, message, dirs, no_work, 
     _assert_one_line_error(argv, code, err, message)
 
 
-@pytest.mark.parametrize("config", [build.base_config("demo"), build.base_config("demo-countdown")])
+@pytest.mark.parametrize("config", [build.base_config(name) for name in build.BASES])
 def test_build_configs_check_their_own_numbers(config):
     bad = {"steps": 0, "num_docs": 0, "seed": -1, "batch_size": 0, "seq_len": 0, "lr": 0.0,
            "grad_clip": float("inf"), "min_lr_ratio": 1.5, "weight_decay": -0.1,
@@ -171,7 +173,7 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, dirs, no_work, tmp_p
 def test_countdown_base_on_a_cpu_is_one_line(dirs, no_work, capsys):
     if torch.cuda.is_available():
         pytest.skip("the CPU guard is only reachable without CUDA")
-    argv = ["inspect", "--base", "demo-countdown"]
+    argv = ["inspect", "--base", "gpu-countdown"]
     code, err = _exit(argv, capsys)
     _assert_one_line_error(argv, code, err, "--device cpu")
 

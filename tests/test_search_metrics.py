@@ -47,6 +47,47 @@ def test_false_yes(claim):
     assert b(text)["false_yes"] == 1.0
 
 
+# The CPU demo's tries: one first step, a colon, then the ways to finish it.
+DEMO_NUMS, DEMO_TARGET = [6, 2, 12], 96
+DEMO_FAIL = "6+2=8: 12+8=20, 12-8=4 no."
+DEMO_HIT = "12/2=6: 6+6=12, 6-6=0, 6*6=36 no. 6*2=12: 12+12=24, 12-12=0, 12*12=144 no. " \
+           "12-2=10: 10+6=16, 10-6=4, 10*6=60 no. 2*12=24: 24+6=30, 24-6=18, 24*6=144 no. " \
+           "6+2=8: 12+8=20, 12-8=4, 12*8=96 yes."  # fmt: skip
+
+
+def demo(text: str, correct: bool = False) -> dict[str, float]:
+    return search_behaviour(f"<think> 6 2 12 to 96: {text} </think> <answer>x</answer>",
+                            DEMO_NUMS, DEMO_TARGET, correct)  # fmt: skip
+
+
+def test_demo_tries_are_read_per_first_step():
+    assert demo(DEMO_HIT, True) == {
+        "tries": 5.0, "gave_up": 0.0, "false_yes": 0.0, "recovered": 1.0}  # fmt: skip
+    assert demo(DEMO_FAIL) == {"tries": 1.0, "gave_up": 1.0, "false_yes": 0.0, "recovered": 0.0}
+
+
+@pytest.mark.parametrize("claim", [
+    "6+2=8: 12+8=20, 12*8=98 yes.",      # wrong arithmetic on the claimed line
+    "6+2=8: 12+8=20, 12*8=96, 8*2=16 yes.",  # the claimed (last) line misses
+    "6+2=8: 12+8=96 yes.",               # arithmetic wrong, value hits
+    "6*2=12: 12*8=96 yes.",              # finishes with an 8 it does not have
+])  # fmt: skip
+def test_demo_false_yes(claim):
+    assert demo(claim)["false_yes"] == 1.0
+
+
+def test_demo_tries_with_the_target_beside_each_line():
+    text = "6+2=8: 12+8=20 vs 96, 12-8=4 vs 96, 12*8=96 vs 96 yes."
+    assert demo(text, True) == {"tries": 1.0, "gave_up": 0.0, "false_yes": 0.0, "recovered": 0.0}
+    assert demo("6+2=8: 12+8=20 vs 96 yes.")["false_yes"] == 1.0
+
+
+def test_demo_yes_ignores_the_other_finishing_lines():
+    # The lines before the hit are not on its path (a wrong one among them is
+    # an arithmetic slip, not a false claim).
+    assert demo("6+2=8: 12+8=21, 12-8=4, 12*8=96 yes.", True)["false_yes"] == 0.0
+
+
 def test_reaches_needs_every_number_once():
     assert reaches([("79", "-", "67", "12"), ("65", "*", "12", "780")], NUMS, TARGET)
     assert not reaches([("79", "-", "67", "12")], NUMS, 12), "65 is left unused"

@@ -22,45 +22,89 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from grpo.bases.addition import DEFAULT_CONFIG, BuildConfig
+from grpo.bases.addition import DEFAULT_CONFIG
 from grpo.bases.common import Log
 from grpo.bases.countdown import COUNTDOWN_CONFIG
+from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG, CountdownDemoConfig
 from grpo.bases.pretrain import AnyConfig, pretrain, resolve_device
+from grpo.tasks import TINYZERO_COUNTDOWN
 from model.checkpoint import fsync_dir, save_pretrained, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = REPO_ROOT / "assets" / "demo-base"
 CACHE_DIR = REPO_ROOT / ".cache" / "demo-base"
+COUNTDOWN_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-countdown-base"
 COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-base"
+GPU_COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "gpu-countdown-base"
 CHECKPOINT_FILES = (
     "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
     "generation_config.json",
 )  # fmt: skip
 MANIFEST = "manifest.json"
 
-BASES = ("demo", "demo-countdown")  # the names `ensure_base` (and the trainer's --model) take
+# The names `ensure_base` (and the trainer's --model) take. "demo" and
+# "demo-countdown" are the CPU demos' bases (shipped); "gpu-countdown" is the
+# GPU preset's (built on first use). `--model demo` means the chosen task's
+# demo base: DEMO_BASES[task].
+BASES = ("demo", "demo-countdown", "gpu-countdown")
+DEMO_BASES = {"addition": "demo", "countdown": "demo-countdown"}
 BUILD_COMMANDS = {
     "demo": "python -m grpo.demo build",
     "demo-countdown": "python -m grpo.demo build --base demo-countdown",
+    "gpu-countdown": "python -m grpo.demo build --base gpu-countdown",
 }
+SHIPPED_DIRS = {"demo": SHIPPED_DIR, "demo-countdown": COUNTDOWN_SHIPPED_DIR}
+CACHE_DIRS = {"demo": CACHE_DIR, "demo-countdown": COUNTDOWN_CACHE_DIR,
+              "gpu-countdown": GPU_COUNTDOWN_CACHE_DIR}  # fmt: skip
+
+
+def demo_base_name(model: str, task: str) -> str:
+    """The base `--model MODEL` means for `--task TASK`: "demo" is the task's demo base."""
+    return DEMO_BASES.get(task, "demo") if model == "demo" else model
+
+
+def base_run_config(path: str | Path) -> dict[str, Any]:
+    """The task settings a built-in base was built for: its task, and countdown's variant.
+
+    The GPU preset's base ("gpu-countdown") was built on TinyZero's ranges; the
+    CPU demo's ("demo-countdown") on the task's defaults.
+    """
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        manifest = {}
+    build = manifest.get("build") if isinstance(manifest, dict) else None
+    build = build if isinstance(build, dict) else {}
+    out: dict[str, Any] = {"task": build.get("task", "addition")}
+    if out["task"] == "countdown" and build.get("base") != "demo-countdown":
+        out.update(TINYZERO_COUNTDOWN)
+    return out
 
 
 def base_config(name: str) -> AnyConfig:
     """The default build config of a named base."""
-    if name == "demo":
-        return DEFAULT_CONFIG
-    if name == "demo-countdown":
-        return COUNTDOWN_CONFIG
-    raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
+    configs = {"demo": DEFAULT_CONFIG, "demo-countdown": DEMO_COUNTDOWN_CONFIG,
+               "gpu-countdown": COUNTDOWN_CONFIG}  # fmt: skip
+    if name not in configs:
+        raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
+    return configs[name]
+
+
+def base_name(config: AnyConfig) -> str:
+    """The name of the base a build config is a variant of."""
+    if isinstance(config, CountdownDemoConfig):
+        return "demo-countdown"
+    return "gpu-countdown" if config.task == "countdown" else "demo"
 
 
 def cache_dir(name: str) -> Path:
     """Where a named base is built when no folder is given (never the shipped copy)."""
     base_config(name)  # unknown names fail here
-    return CACHE_DIR if name == "demo" else COUNTDOWN_CACHE_DIR
+    return CACHE_DIRS[name]
 
 
 def sha256_file(path: Path) -> str:
@@ -82,11 +126,14 @@ def build_base(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
         save_pretrained(model, tmp, tokenizer=tok)
-        if config.task == "countdown":
+        name = base_name(config)
+        if name == "gpu-countdown":
             what = "R1-Zero GPU-preset base model (grpo/bases/); rebuild: "
-            what += BUILD_COMMANDS["demo-countdown"]
+        elif name == "demo-countdown":
+            what = "R1-Zero countdown demo base model (grpo/bases/); rebuild: "
         else:
-            what = "R1-Zero demo base model (grpo/bases/); rebuild: " + BUILD_COMMANDS["demo"]
+            what = "R1-Zero demo base model (grpo/bases/); rebuild: "
+        what += BUILD_COMMANDS[name]
         manifest = {
             "what": what + " --out <this folder>",
             "build": config.to_dict(),
@@ -159,24 +206,25 @@ def base_task(path: str | Path) -> str:
 
 def ensure_demo_base(
     path: str | Path | None = None, rebuild: bool = False, log: Log = print,
-    config: BuildConfig = DEFAULT_CONFIG, log_every: int = 50,
+    config: AnyConfig = DEFAULT_CONFIG, log_every: int = 50, name: str = "demo",
 ) -> Path:  # fmt: skip
-    """A folder holding a valid demo base model, building it if needed.
+    """A folder holding a valid build of a shipped CPU demo base, building it if needed.
 
-    With `path=None`: the shipped assets/demo-base/ if it validates, else the
-    cache .cache/demo-base/ under the repository root (built or rebuilt there).
+    `name`: "demo" (addition) or "demo-countdown". With `path=None`: the
+    shipped assets/<name>-base/ if it validates, else the cache
+    .cache/<name>-base/ under the repository root (built or rebuilt there).
     With a path: that folder, rebuilt if missing, stale or corrupt.
     `rebuild=True` always builds (never over the shipped copy when path is None).
     """
     if path is None:
         if not rebuild:
-            reason = validate_base(SHIPPED_DIR, config)
+            reason = validate_base(SHIPPED_DIRS[name], config)
             if reason is None:
-                return SHIPPED_DIR
-            log(f"demo base: shipped copy not used: {reason}")
-        path = CACHE_DIR
+                return SHIPPED_DIRS[name]
+            log(f"{name} base: shipped copy not used: {reason}")
+        path = CACHE_DIRS[name]
     path = Path(path)
-    if _usable(path, config, rebuild, "demo", log):
+    if _usable(path, config, rebuild, name, log):
         return path
     return build_base(path, config, log, log_every)
 
@@ -199,18 +247,18 @@ def ensure_base(
 ) -> Path:  # fmt: skip
     """A folder holding a valid build of the named base, building it if needed.
 
-    "demo": the CPU demo's addition base, exactly `ensure_demo_base` (the
-    shipped assets/demo-base/ if valid, else .cache/demo-base/, built on CPU;
-    `device` is not used).
-    "demo-countdown": the GPU preset's countdown base, never shipped (~130 MB):
-    .cache/demo-countdown-base/ (or `path`), built on first use on `device`
+    "demo" and "demo-countdown": the CPU demos' bases, exactly
+    `ensure_demo_base` (the shipped assets/<name>-base/ if valid, else
+    .cache/<name>-base/, built on CPU; `device` is not used).
+    "gpu-countdown": the GPU preset's countdown base, never shipped (~130 MB):
+    .cache/gpu-countdown-base/ (or `path`), built on first use on `device`
     ("auto": CUDA if available) and rebuilt when stale or corrupt. Building the
     default config on a CPU is refused (it would take many hours); build it
-    there on purpose with `python -m grpo.demo build --base demo-countdown --device cpu`.
+    there on purpose with `python -m grpo.demo build --base gpu-countdown --device cpu`.
     """
     want = config if config is not None else base_config(name)
-    if name == "demo":
-        return ensure_demo_base(path, rebuild=rebuild, log=log, config=want)
+    if name in SHIPPED_DIRS:
+        return ensure_demo_base(path, rebuild=rebuild, log=log, config=want, name=name)
     base_config(name)  # unknown names fail here
     path = Path(path) if path is not None else cache_dir(name)
     if _usable(path, want, rebuild, name, log):

@@ -3,6 +3,7 @@
     python -m grpo.demo build                          # "demo" into .cache/demo-base/
     python -m grpo.demo build --out assets/demo-base   # the shipped asset: only when asked so
     python -m grpo.demo build --base demo-countdown    # into .cache/demo-countdown-base/
+    python -m grpo.demo build --base gpu-countdown     # into .cache/gpu-countdown-base/
     python -m grpo.demo build --out /tmp/b --steps 100 --docs 5000 --set hidden_size=128
     python -m grpo.demo inspect --base /tmp/b --n 200 --json /tmp/b/inspect.json
 
@@ -26,6 +27,7 @@ from grpo.bases import build
 from grpo.bases.addition import DEFAULT_CONFIG
 from grpo.bases.build import BASES, base_config, base_task, build_base
 from grpo.bases.countdown import COUNTDOWN_CONFIG
+from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG
 from grpo.bases.inspect import format_report, inspect_base
 from grpo.bases.pretrain import AnyConfig, resolve_device
 from grpo.config import OneLineErrorParser
@@ -63,33 +65,34 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     """The parser, and its subcommands' parsers by name (they report their own errors)."""
     parser = OneLineErrorParser(prog=PROG, description="Build or inspect the demo's base models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    d, c = DEFAULT_CONFIG, COUNTDOWN_CONFIG
+    d, c, dc = DEFAULT_CONFIG, COUNTDOWN_CONFIG, DEMO_COUNTDOWN_CONFIG
     b = sub.add_parser(
         "build", formatter_class=_Help, help="pretrain a base model into the cache (or --out)",
         description="Pretrain a base model. Without --out it goes to the cache; the shipped "
         "assets/demo-base/ is written only when named: --out assets/demo-base.",
     )  # fmt: skip
     b.add_argument("--base", choices=BASES, default="demo",
-                   help="demo: the CPU demo's addition base (shipped); demo-countdown: the GPU "
-                   "preset's countdown base")  # fmt: skip
+                   help="demo: the CPU addition demo's base; demo-countdown: the CPU countdown "
+                   "demo's base (both shipped); gpu-countdown: the GPU preset's countdown "
+                   "base")  # fmt: skip
     b.add_argument("--out", default=None,
-                   help="output folder (default: .cache/demo-base/ for demo, "
-                   ".cache/demo-countdown-base/ for demo-countdown; never the shipped "
-                   "assets/demo-base/ unless it is named here)")  # fmt: skip
+                   help="output folder (default: .cache/<base>-base/; never a shipped "
+                   "assets/<base>-base/ unless it is named here)")  # fmt: skip
     b.add_argument("--seed", type=_int_at_least(0), default=None,
                    help=f"build seed, >= 0 (default: the base's, {d.seed})")  # fmt: skip
     b.add_argument("--steps", type=_int_at_least(1), default=None,
                    help=f"optimizer steps, >= 1 (default: the base's, {d.steps} for demo, "
-                   f"{c.steps} for demo-countdown)")  # fmt: skip
+                   f"{dc.steps} for demo-countdown, {c.steps} for gpu-countdown)")  # fmt: skip
     b.add_argument("--docs", type=_int_at_least(1), default=None,
-                   help=f"corpus documents, >= 1 (default: the base's, {d.num_docs} for demo, "
-                   f"{c.num_docs} for demo-countdown)")  # fmt: skip
+                   help=f"corpus documents, >= 1 (default: the base's, {d.num_docs} for "
+                   f"demo, {dc.num_docs} for demo-countdown, {c.num_docs} for "
+                   "gpu-countdown)")  # fmt: skip
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other build parameter, e.g. --set hidden_size=256; repeatable, "
                    "range-checked by the build config (default: none)")  # fmt: skip
     b.add_argument("--device", default=None,
-                   help="cpu, cuda, cuda:N or auto (default: cpu for demo, whose shipped bytes "
-                   "are a CPU build; auto otherwise)")  # fmt: skip
+                   help="cpu, cuda, cuda:N or auto (default: cpu for the demo bases, whose "
+                   "shipped bytes are CPU builds; auto for gpu-countdown)")  # fmt: skip
     b.add_argument("--log-every", type=_int_at_least(1), default=50,
                    help="progress line every N steps, >= 1")  # fmt: skip
     i = sub.add_parser(
@@ -107,7 +110,7 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
                    help="temperature-1 samples per problem, >= 1")  # fmt: skip
     i.add_argument("--max-new-tokens", type=_int_at_least(1), default=None,
                    help="completion budget, >= 1 "
-                   "(default: 128 for addition, 384 for countdown)")  # fmt: skip
+                   "(default: 128 for addition, 480 for countdown)")  # fmt: skip
     i.add_argument("--json", default=None, help="also write the report to this JSON file "
                    "(default: none, the report is only printed)")  # fmt: skip
     return parser, {"build": b, "inspect": i}
@@ -181,7 +184,8 @@ def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as e:
         parser.error(str(e))
     try:
-        device = resolve_device(args.device or ("cpu" if args.base == "demo" else "auto"))
+        shipped = args.base in build.SHIPPED_DIRS  # CPU demo bases: built on CPU by default
+        device = resolve_device(args.device or ("cpu" if shipped else "auto"))
     except ValueError as e:
         parser.error(f"--{e}")  # "--device 'gpu': expected cpu, cuda, cuda:N or auto"
     out = Path(args.out) if args.out else build.cache_dir(args.base)
@@ -190,7 +194,7 @@ def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--out {out}: {problem}")
     _log(f"build config: {json.dumps(config.to_dict())}")
     changed = [k for k, v in config.to_dict().items() if v != default.to_dict()[k]]
-    if out.resolve() == build.SHIPPED_DIR.resolve():
+    if any(out.resolve() == d.resolve() for d in build.SHIPPED_DIRS.values()):
         _log(f"writing the shipped asset {out} (asked for with --out)")
     if changed:
         _log(f"note: not the default {args.base} build ({', '.join(changed)} changed): "
@@ -210,7 +214,7 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.base in BASES:
         try:
             base = build.ensure_base(args.base, _log)
-        except ValueError as e:  # demo-countdown on a machine without CUDA
+        except ValueError as e:  # gpu-countdown on a machine without CUDA
             _fail(parser, str(e))
     else:
         base = Path(args.base)
@@ -218,7 +222,7 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if problem:
             parser.error(f"--base {args.base}: {problem}")
     task = args.task or base_task(base)
-    budget = args.max_new_tokens or (384 if task == "countdown" else 128)
+    budget = args.max_new_tokens or (480 if task == "countdown" else 128)
     try:
         report = inspect_base(base, args.n, args.samples, budget, task=task)
     except CheckpointError as e:  # weights missing or corrupt

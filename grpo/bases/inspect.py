@@ -28,10 +28,12 @@ from typing import Any
 import torch
 
 from grpo.bases.addition import TRANSCRIPT_MODES, corpus_task
-from grpo.bases.build import base_task
+from grpo.bases.build import base_run_config
 from grpo.bases.common import EOS, TEMPLATE
-from grpo.bases.countdown import COUNTDOWN_MODES, countdown_task
+from grpo.bases.countdown import COUNTDOWN_MODES
 from grpo.rewards import check_format, countdown_wellformed
+from grpo.search_metrics import behaviour_means
+from grpo.tasks import TINYZERO_COUNTDOWN, get_task
 from model.checkpoint import load_pretrained
 from model.generate import generate
 from model.tokenizer import Tokenizer
@@ -183,8 +185,12 @@ def measure(
     }
     if task.name == "countdown":
         texts = [prefix + text for text, _ in completions]
-        targets = [examples[j // samples]["target"] for j in range(len(completions))]
-        out["search"] = search_stats(texts, targets)
+        exs = [examples[j // samples] for j in range(len(completions))]
+        out["search"] = search_stats(texts, [ex["target"] for ex in exs])
+        # The trainer's behaviour metrics (tries_mean, gave_up_frac, ...), over all completions.
+        rows = [task.behaviour(t, ex, bool(task.score(t, ex)["accuracy"]))
+                for t, ex in zip(texts, exs)]  # fmt: skip
+        out["behaviour"] = behaviour_means(rows)
     return out
 
 
@@ -206,8 +212,14 @@ def inspect_base(
     """
     model = load_pretrained(path, dtype=torch.float32)
     tok = Tokenizer.from_dir(path)
-    task_name = task or base_task(path)
-    task = countdown_task() if task_name == "countdown" else corpus_task()
+    built_for = base_run_config(path)  # the task, and countdown's variant, of the build
+    task_name = task or built_for.pop("task")
+    if task_name == "countdown":
+        # The base's own variant; a base of another task is measured on the default one.
+        variant = {k: built_for[k] for k in TINYZERO_COUNTDOWN if k in built_for}
+        task = get_task("countdown", template=TEMPLATE, **variant)
+    else:
+        task = corpus_task()
     classify, modes = _modes_of(task)
     examples = task.heldout(n)
     prompts = [tok.encode(task.prompt(ex)) for ex in examples]
@@ -281,6 +293,11 @@ def format_report(report: dict[str, Any]) -> str:
             row("  tries per search", [num(x["tries_per_search"]) for x in search]),
             row("  honest 'yes'", [pct(x["honest_yes"]) for x in search]),
         ]
+        behaviour = [report[r].get("behaviour") or {} for r in runs]
+        if all(behaviour):
+            lines.append("behaviour (the trainer's metrics, over all completions)")
+            for key in behaviour[0]:
+                lines.append(row(f"  {key}", [num(b[key]) for b in behaviour]))
     for key, value in report["examples"].items():
         lines.append(f"example {key}: {value!r}")
     lines.append(f"({report['seconds']}s)")

@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from grpo.bases.addition import BuildConfig, build_corpus
 from grpo.bases.common import EOS, TAGS, Log
 from grpo.bases.countdown import CountdownBuildConfig, countdown_corpus_records
+from grpo.bases.countdown_demo import CountdownDemoConfig, demo_countdown_records
 from model.tokenizer import Tokenizer, train_bpe_tokenizer
 from model.transformer import Transformer
 
-AnyConfig = BuildConfig | CountdownBuildConfig
+AnyConfig = BuildConfig | CountdownBuildConfig | CountdownDemoConfig
 
 
 def pack_rows(docs: Sequence[Sequence[int]], row_len: int, pad_id: int, window: int = 512):
@@ -85,7 +86,10 @@ def lr_at(step: int, config: AnyConfig) -> float:
 
 
 def corpus_for(config: AnyConfig) -> list[str]:
-    """The pretraining documents of a build: addition or countdown, by the config's type."""
+    """The pretraining documents of a build: addition, or one of the two countdown corpora."""
+    if isinstance(config, CountdownDemoConfig):
+        records = demo_countdown_records(config.num_docs, config.seed, config)
+        return [text for _, _, text in records]
     if config.task == "countdown":
         records = countdown_corpus_records(config.num_docs, config.seed, config)
         return [text for _, _, text in records]

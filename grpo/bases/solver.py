@@ -1,4 +1,4 @@
-"""Countdown's rules, and the searches the "demo-countdown" corpus writes.
+"""Countdown's rules, and the searches the countdown corpora write (grpo/bases/countdown*.py).
 
     from grpo.bases.solver import countdown_solve
     steps = countdown_solve([67, 65, 79], 780, random.Random(0))   # 79-67=12, 65*12=780
