@@ -283,10 +283,11 @@ COUNTDOWN_OPTIONS = ("min_numbers", "max_numbers", "min_number", "max_number", "
 
 
 # Each task's demo: the settings `python train_zero.py --task TASK` runs with,
-# where neither a flag nor a config file sets them. Fields not listed keep
-# TrainConfig's defaults (the addition demo's). The countdown demo (~13 min on
-# 2 CPU cores; README "Countdown: learning to search") starts from the shipped
-# "demo-countdown" base on the task's default variant (grpo/tasks.py).
+# where neither a flag nor a config file sets them (`config_from_args`; a
+# TrainConfig built in code gets the dataclass defaults). Fields not listed
+# keep TrainConfig's defaults (the addition demo's). The countdown demo starts
+# from the shipped "demo-countdown" base on the task's default variant
+# (grpo/tasks.py); what it does today: README, Status.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "countdown": {
         "steps": 30, "prompts_per_step": 16, "group_size": 8, "max_new_tokens": 480,
