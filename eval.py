@@ -212,7 +212,9 @@ def resolve_settings(
             value = None
         if value is None:
             # The task's demo default (countdown's budget), else the generic one.
-            chosen[key] = task_defaults(chosen["task"]).get(key, default) if chosen else default
+            if key != "task":
+                default = task_defaults(chosen["task"]).get(key, default)
+            chosen[key] = default
             origin[key] = "default"
             continue
         kind = kinds[key]

@@ -196,12 +196,7 @@ def validate_base(path: str | Path, config: AnyConfig = DEFAULT_CONFIG) -> str |
 
 def base_task(path: str | Path) -> str:
     """The task a base folder was built for, from its manifest ("addition" if it says none)."""
-    try:
-        manifest = json.loads((Path(path) / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return "addition"
-    build = manifest.get("build") if isinstance(manifest, dict) else None
-    return build.get("task", "addition") if isinstance(build, dict) else "addition"
+    return base_run_config(path)["task"]
 
 
 def ensure_demo_base(

@@ -164,10 +164,12 @@ def measure(
     counts = dict.fromkeys(modes, 0)
     right = dict.fromkeys(modes, 0)
     acc = fmt = length = 0.0
+    scores = []
     for j, (text, n) in enumerate(completions):
         example = examples[j // samples]
         full = prefix + text
         score = task.score(full, example)
+        scores.append(score)
         mode = classify(full)
         counts[mode] += 1
         right[mode] += int(score["accuracy"])
@@ -188,8 +190,8 @@ def measure(
         exs = [examples[j // samples] for j in range(len(completions))]
         out["search"] = search_stats(texts, [ex["target"] for ex in exs])
         # The trainer's behaviour metrics (tries_mean, gave_up_frac, ...), over all completions.
-        rows = [task.behaviour(t, ex, bool(task.score(t, ex)["accuracy"]))
-                for t, ex in zip(texts, exs)]  # fmt: skip
+        rows = [task.behaviour(t, ex, bool(score["accuracy"]))
+                for t, ex, score in zip(texts, exs, scores)]  # fmt: skip
         out["behaviour"] = behaviour_means(rows)
     return out
 
