@@ -102,6 +102,10 @@ class TrainConfig:
     adam_beta2: float = _f(0.99, "AdamW beta2 (0 <= beta2 < 1)")
     grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 = off)")
     grad_checkpointing: bool = _f(False, "recompute each block in backward to save memory")
+    share_prompt: bool = _f(
+        True, "update: run each group's prompt once and its G completions on top (off: the "
+        "unshared oracle, every row runs its own prompt)"
+    )
     logprob_backend: str = _f("auto", "log-prob/entropy backend: auto, triton, torch")
     # --- evaluation, logging, checkpoints
     eval_every: int = _f(5, "held-out evaluation every N steps (and at step 0 and the end)")

@@ -54,6 +54,7 @@ class Batch:
     attention_mask: Tensor  # (N, P + Tc) bool, real tokens
     completion_mask: Tensor  # (N, Tc) bool, completion tokens that enter the loss
     prompt_len: int  # P
+    group: Tensor | None = None  # (N,) long: which prompt each row completes (row // G)
 
     @property
     def completion_ids(self) -> Tensor:
@@ -112,12 +113,13 @@ def pack(ro: Rollout, pad_id: int, device: torch.device | str, truncated: str = 
         attention_mask=torch.cat([p_mask, c_mask], 1).to(device),
         completion_mask=loss_mask.to(device),
         prompt_len=p_ids.shape[1],
+        group=(torch.arange(N) // G).to(device),
     )
 
 
 def completion_logprobs(
     model: Transformer, batch: Batch, rows: Tensor | slice, temperature: float = 1.0,
-    backend: str = "auto",
+    backend: str = "auto", share_prompt: bool = True,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Per-token log-probs and entropies (n, Tc) fp32 of the completion tokens of `rows`.
 
@@ -125,6 +127,12 @@ def completion_logprobs(
     (tokens x V) logits are never materialised. Positions outside the
     completion mask are 0. Log-probs are of softmax(logits / temperature),
     the distribution the tokens were sampled from.
+
+    share_prompt: run each distinct prompt among `rows` once and the
+    completions on top of its keys and values (model.Prefix), instead of
+    running every row's prompt again; the gradient of a shared prompt is the
+    sum over its rows. Equal to the unshared path up to float round-off
+    (tests/test_prefix_share.py); False is the unshared oracle.
     """
     P = batch.prompt_len
     attn = batch.attention_mask[rows]
@@ -133,8 +141,19 @@ def completion_logprobs(
     Tm = max(1, int(attn[:, P:].sum(1).max()))
     ids, attn = batch.input_ids[rows][:, : P + Tm], attn[:, : P + Tm]
     m = batch.completion_mask[rows][:, :Tm]
-    hidden = model.hidden_states(ids, attn)  # (n, P + Tm, H)
-    h = hidden[:, P - 1 : -1]  # (n, Tm, H): the state before each completion token
+    if share_prompt and batch.group is not None:
+        groups, inverse = torch.unique(batch.group[rows], return_inverse=True)
+        # One row per distinct prompt: the first row of `rows` that has it.
+        n = ids.shape[0]
+        order = torch.arange(n, device=inverse.device)
+        first = torch.full((len(groups),), n, dtype=torch.long, device=inverse.device)
+        first = first.scatter_reduce(0, inverse, order, reduce="amin")
+        prefix = model.prefix_states(ids[first, :P], attn[first, :P]).select(inverse)
+        comp = model.hidden_states(ids[:, P:], attn[:, P:], prefix=prefix)  # (n, Tm, H)
+        h = torch.cat([prefix.last[:, None], comp[:, :-1]], 1)  # (n, Tm, H)
+    else:
+        hidden = model.hidden_states(ids, attn)  # (n, P + Tm, H)
+        h = hidden[:, P - 1 : -1]  # (n, Tm, H): the state before each completion token
     logp = torch.zeros(m.shape, dtype=torch.float32, device=h.device)
     ent = torch.zeros(m.shape, dtype=torch.float32, device=h.device)
     if m.any():

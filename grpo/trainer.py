@@ -322,7 +322,8 @@ class Trainer:
             for r0 in range(0, N, self.cfg.micro_batch_size):
                 rows = slice(r0, r0 + self.cfg.micro_batch_size)
                 lp, _ = completion_logprobs(
-                    model, batch, rows, self.cfg.temperature, self.cfg.logprob_backend
+                    model, batch, rows, self.cfg.temperature, self.cfg.logprob_backend,
+                    self.cfg.share_prompt,
                 )
                 out.append(lp)
         return torch.cat(out)
@@ -346,15 +347,15 @@ class Trainer:
         for _epoch in range(cfg.mu):
             perm = torch.randperm(N, generator=g).to(self.device)
             for mb in perm.chunk(cfg.mini_batches):
-                # Similar lengths in a micro-batch waste less compute on padding.
-                mb = mb[torch.argsort(lengths[mb], stable=True)]
+                mb = self._micro_order(mb, lengths, batch.group)
                 weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
                 for j0 in range(0, len(mb), cfg.micro_batch_size):
                     rows = mb[j0 : j0 + cfg.micro_batch_size]
                     w = weights[j0 : j0 + cfg.micro_batch_size]
                     with self.autocast():
                         logp, ent = completion_logprobs(
-                            self.model, batch, rows, cfg.temperature, cfg.logprob_backend
+                            self.model, batch, rows, cfg.temperature, cfg.logprob_backend,
+                            cfg.share_prompt,
                         )
                     loss, s = grpo_loss(
                         logp, None if old_logp is None else old_logp[rows],
@@ -380,6 +381,21 @@ class Trainer:
             m.pop("kl", None)  # beta = 0: there is no reference model to compare with
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
+
+    def _micro_order(self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor):
+        """The order in which the rows of a mini-batch are cut into micro-batches.
+
+        Similar lengths in a micro-batch waste less compute on padding. With
+        share_prompt, the rows of a group stay together (their prompt then runs
+        once per micro-batch), and groups are ordered by their longest completion.
+        """
+        if not self.cfg.share_prompt:
+            return mb[torch.argsort(lengths[mb], stable=True)]
+        longest = torch.zeros(int(group.max()) + 1, dtype=lengths.dtype, device=lengths.device)
+        longest = longest.scatter_reduce(0, group[mb], lengths[mb], reduce="amax")
+        span = int(lengths.max()) + 1
+        key = (longest[group[mb]] * (int(group.max()) + 1) + group[mb]) * span + lengths[mb]
+        return mb[torch.argsort(key, stable=True)]
 
     def _diverged(self, step: int, what: str, applied: int) -> None:
         self.opt.zero_grad(set_to_none=True)

@@ -9,7 +9,10 @@ How it works:
 2. The prompt's KV cache is copied G times (row b becomes rows b*G .. b*G+G-1),
    so a group's samples share the prompt's computation.
 3. Each decode step feeds one token per row. Finished rows keep running (their
-   tokens are discarded) so every step has the same shapes; the loop stops as
+   tokens are discarded) until, at a check, at most half of the rows still
+   running are unfinished: then the cache keeps only those (`compact`). The
+   sampling noise is still drawn for all N rows every step, so the random
+   stream, and the output, do not depend on compaction. The loop stops as
    soon as every row has finished.
 4. EOS is detected on the device. Whether all rows finished, and stop strings
    (text such as "</answer>" that may span several tokens), are checked on the
@@ -128,6 +131,7 @@ def generate(
     return_logprobs: bool = False,
     check_every: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    compact: bool = True,
 ) -> GenerationOutput:
     """Sample `num_samples` completions for each prompt (token id lists).
 
@@ -176,6 +180,7 @@ def generate(
         max_stop = max((len(s) for s in stop_strings), default=0)
         checked = 0  # tokens already searched for stop strings
         searchable = ~finished  # rows unfinished at the last check (EOS may have ended some since)
+        active = None  # rows the model still runs on (None: all N)
         steps = 0
         for t in range(max_new_tokens):
             tok, lp = sample_next(logits, temperature, top_k, top_p, generator, logps is not None)
@@ -199,9 +204,22 @@ def generate(
                     searchable = ~finished
                 if last or bool(finished.all()):
                     break
+                if compact:
+                    running = N if active is None else len(active)
+                    unfinished = (~finished).nonzero().flatten()
+                    if 2 * len(unfinished) <= running:
+                        keep = unfinished if active is None else (
+                            torch.searchsorted(active, unfinished))  # positions in the cache
+                        cache, active = cache.select(keep), unfinished
             if progress is not None:
                 progress(t + 1, max_new_tokens)
-            logits = model(tok[:, None], None, cache)[:, -1]
+            if active is None:
+                logits = model(tok[:, None], None, cache)[:, -1]
+            else:
+                # Finished rows get zero logits: what they sample is discarded, but
+                # they still consume their share of the noise.
+                logits = logits.new_zeros(N, logits.shape[-1])
+                logits[active] = model(tok[active][:, None], None, cache)[:, -1]
     finally:
         model.train(was_training)
     T = steps

@@ -22,6 +22,7 @@ before it, so a padded row computes what it would compute alone.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +106,14 @@ class KVCache:
     def capacity(self) -> int:
         return self.k.shape[3]
 
+    def select(self, rows: Tensor) -> KVCache:
+        """A cache of only these rows (the sampler drops rows that have finished)."""
+        new = object.__new__(KVCache)
+        new.k, new.v = self.k.index_select(1, rows), self.v.index_select(1, rows)
+        new.valid, new.next_pos = self.valid.index_select(0, rows), self.next_pos.index_select(0, rows)
+        new.length = self.length
+        return new
+
     def repeat_interleave(self, repeats: int) -> KVCache:
         """Copy each row `repeats` times: prefill a prompt once, sample G completions from it."""
         new = object.__new__(KVCache)
@@ -114,6 +123,33 @@ class KVCache:
         new.next_pos = self.next_pos.repeat_interleave(repeats, dim=0)
         new.length = self.length
         return new
+
+
+@dataclass
+class Prefix:
+    """A prompt's keys and values kept as autograd tensors: the prefix-shared GRPO update.
+
+    `model.prefix_states(prompt_ids, mask)` runs U prompts once; `select(index)`
+    copies each to the rows that share it (index_select, so in backward the
+    rows' gradients are summed onto their prompt); `hidden_states(ids, mask,
+    prefix=...)` then runs the completions on top. Unlike KVCache nothing is
+    written in place, so gradients flow through it. Per layer, k and v are
+    (B, nkv, P, D) after RoPE; `valid` (B, P) marks real prompt tokens,
+    `next_pos` (B,) is each row's next position, `last` (B, H) the final
+    hidden state of the last prompt column (it predicts the first completion
+    token; prompts are left-padded, so that column is real).
+    """
+
+    k: list[Tensor]
+    v: list[Tensor]
+    valid: Tensor
+    next_pos: Tensor
+    last: Tensor
+
+    def select(self, index: Tensor) -> Prefix:
+        pick = lambda t: t.index_select(0, index)  # noqa: E731
+        return Prefix([pick(k) for k in self.k], [pick(v) for v in self.v],
+                      pick(self.valid), pick(self.next_pos), pick(self.last))  # fmt: skip
 
 
 class Attention(nn.Module):
@@ -134,7 +170,10 @@ class Attention(nn.Module):
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
         cache: KVCache | None = None, layer: int = 0,
+        past: tuple[Tensor, Tensor] | None = None, present: list | None = None,
     ) -> Tensor:  # fmt: skip
+        """`past`: a Prefix's (k, v) for this layer, attended before x's own keys;
+        `present`: a list that receives this call's (k, v) (for Prefix)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.nh, self.D)
         k = self.k_proj(x).view(B, T, self.nkv, self.D)
@@ -143,6 +182,10 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, n, T, D)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if present is not None:
+            present.append((k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         if cache is not None:
             start = cache.length
             cache.k[layer, :, :, start : start + T] = k
@@ -178,8 +221,10 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
         cache: KVCache | None = None, layer: int = 0,
+        past: tuple[Tensor, Tensor] | None = None, present: list | None = None,
     ) -> Tensor:  # fmt: skip
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
+        h = self.input_layernorm(x)
+        x = x + self.self_attn(h, cos, sin, mask, cache, layer, past, present)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -229,13 +274,34 @@ class Transformer(nn.Module):
 
     def hidden_states(
         self, input_ids: Tensor, attention_mask: Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | None = None, prefix: Prefix | None = None,
     ) -> Tensor:  # fmt: skip
         """Final hidden states (B, T, H), after the last RMSNorm.
 
         With a cache, the T tokens are appended after its `length` filled
-        columns and the cache is advanced.
+        columns and the cache is advanced. With a prefix (see Prefix), they
+        follow its prompt, and gradients flow back into it.
         """
+        return self._run(input_ids, attention_mask, cache, prefix, None)
+
+    def prefix_states(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Prefix:
+        """Run left-padded prompts once and keep what their completions need (see Prefix)."""
+        present: list[tuple[Tensor, Tensor]] = []
+        h = self._run(input_ids, attention_mask, None, None, present)
+        valid = (
+            torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
+            if attention_mask is None
+            else attention_mask.to(device=input_ids.device, dtype=torch.bool)
+        )
+        k, v = [p[0] for p in present], [p[1] for p in present]
+        return Prefix(k, v, valid, valid.sum(1), h[:, -1])
+
+    def _run(
+        self, input_ids: Tensor, attention_mask: Tensor | None, cache: KVCache | None,
+        prefix: Prefix | None, present: list | None,
+    ) -> Tensor:  # fmt: skip
+        if cache is not None and prefix is not None:
+            raise ValueError("give a KV cache or a prefix, not both")
         B, T = input_ids.shape
         dev = input_ids.device
         valid = (
@@ -244,16 +310,24 @@ class Transformer(nn.Module):
             else attention_mask.to(device=dev, dtype=torch.bool)
         )
         # Position of each real token = number of real tokens before it in its row.
-        offset = cache.next_pos[:, None] if cache is not None else 0
-        positions = (offset + valid.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
-        start = cache.length if cache is not None else 0
         if cache is not None:
+            offset = cache.next_pos[:, None]
+        elif prefix is not None:
+            offset = prefix.next_pos[:, None]
+        else:
+            offset = 0
+        positions = (offset + valid.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+        if cache is not None:
+            start = cache.length
             if start + T > cache.capacity:
                 raise ValueError(f"KV cache overflow: {start} + {T} > capacity {cache.capacity}")
             cache.valid[:, start : start + T] = valid
             key_valid = cache.valid[:, : start + T]
+        elif prefix is not None:
+            start = prefix.valid.shape[1]
+            key_valid = torch.cat([prefix.valid, valid], 1)
         else:
-            key_valid = valid
+            start, key_valid = 0, valid
         S = start + T
         q_idx = torch.arange(start, S, device=dev)[:, None]
         k_idx = torch.arange(S, device=dev)[None, :]
@@ -264,12 +338,13 @@ class Transformer(nn.Module):
         cos, sin = rope_cos_sin(self.inv_freq, positions)
         x = self.model.embed_tokens(input_ids)
         for i, layer in enumerate(self.model.layers):
+            past = (prefix.k[i], prefix.v[i]) if prefix is not None else None
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(
-                    layer, x, cos, sin, mask, cache, i, use_reentrant=False
+                    layer, x, cos, sin, mask, cache, i, past, present, use_reentrant=False
                 )
             else:
-                x = layer(x, cos, sin, mask, cache, i)
+                x = layer(x, cos, sin, mask, cache, i, past, present)
         if cache is not None:
             cache.length = S
             cache.next_pos += valid.sum(1)

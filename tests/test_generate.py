@@ -105,6 +105,30 @@ def test_eos_stops_rows_and_loop(qwen):
     assert free.finish_reasons == ["length"] * 3 and (free.lengths == 15).all()
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_dropping_finished_rows_changes_nothing(qwen, temperature, monkeypatch):
+    """Compaction (the cache keeps only unfinished rows) gives the same tokens and log-probs."""
+    from model.transformer import KVCache
+
+    _, m = qwen
+    sizes = []
+    select = KVCache.select
+    monkeypatch.setattr(KVCache, "select", lambda c, rows: sizes.append(len(rows)) or select(c, rows))
+    prompts = _prompts([4, 7, 5, 9, 3, 6])
+    # Frequent EOS tokens: rows finish at many different steps, so the cache is compacted
+    # several times (at most half the running rows left at a check) before the end.
+    eos = list(range(0, VOCAB, 7))
+    kw = dict(max_new_tokens=40, num_samples=4, temperature=temperature, eos_ids=eos, pad_id=0,
+              seed=3, return_logprobs=True, check_every=2)  # fmt: skip
+    on, off = generate(m, prompts, compact=True, **kw), generate(m, prompts, compact=False, **kw)
+    assert len(sizes) >= 2 and sizes == sorted(sizes, reverse=True), sizes
+    assert len(set(on.lengths.tolist())) > 3, "rows should finish at different steps"
+    assert torch.equal(on.tokens, off.tokens) and torch.equal(on.lengths, off.lengths)
+    # A smaller batch may round differently in the last bits (the GEMM shapes change).
+    assert torch.allclose(on.logprobs, off.logprobs, atol=1e-5, rtol=0)
+    assert on.finish_reasons == off.finish_reasons and on.steps == off.steps
+
+
 @pytest.fixture(scope="module")
 def tok():
     texts = ["<think> 12 + 34 = 46 </think> <answer> 46 </answer>", "hello world"] * 50
