@@ -295,7 +295,7 @@ COUNTDOWN_OPTIONS = ("min_numbers", "max_numbers", "min_number", "max_number", "
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "countdown": {
         "steps": 30, "prompts_per_step": 16, "group_size": 8, "max_new_tokens": 480,
-        "lr": 2e-4, "warmup_steps": 3, "eval_every": 10, "eval_n": 500, "save_every": 10,
+        "lr": 6e-5, "warmup_steps": 3, "eval_every": 10, "eval_n": 500, "save_every": 10,
         "micro_batch_size": 32,
     },
 }  # fmt: skip

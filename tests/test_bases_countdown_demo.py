@@ -95,7 +95,18 @@ def test_corpus_is_deterministic_and_mixes_modes_as_configured(records):
     assert again == records
     assert demo_countdown_records(50, seed=1) != records[:50]
     kinds = Counter(kind for kind, _, _ in records)
-    assert abs(kinds["worked"] / len(records) - DEMO_COUNTDOWN_CONFIG.transcript_share) < 0.04
+    cfg = DEMO_COUNTDOWN_CONFIG
+    # Worked examples keep a problem solved at the first try with P = worked_one_try_keep;
+    # transcripts keep every problem, so they measure how common such problems are.
+    one_try = [len(full_search(ex["numbers"], ex["target"])) == 1
+               for kind, ex, _ in records if kind != "worked"]  # fmt: skip
+    p1 = sum(one_try) / len(one_try)
+    kept = (1 - cfg.transcript_share) * (1 - p1 * (1 - cfg.worked_one_try_keep))
+    assert abs(kinds["worked"] / len(records) - kept / (cfg.transcript_share + kept)) < 0.04
+    worked_one = [len(full_search(ex["numbers"], ex["target"])) == 1
+                  for kind, ex, _ in records if kind == "worked"]  # fmt: skip
+    expected = p1 * cfg.worked_one_try_keep / (1 - p1 * (1 - cfg.worked_one_try_keep))
+    assert abs(sum(worked_one) / len(worked_one) - expected) < 0.04
     transcripts = len(records) - kinds["worked"]
     for mode in DEMO_COUNTDOWN_MODES:
         share = getattr(DEMO_COUNTDOWN_CONFIG, f"{mode}_share")

@@ -91,13 +91,14 @@ class CountdownDemoConfig:
 
     task: ClassVar[str] = "countdown"
     seed: int = 0  # corpus, tokenizer sample, model init and data order
-    num_docs: int = 60_000  # documents in the corpus (~13M tokens)
-    transcript_share: float = 0.5  # R1-Zero transcripts; the rest are worked examples
+    num_docs: int = 90_000  # documents in the corpus (~21M tokens)
+    transcript_share: float = 0.4  # R1-Zero transcripts; the rest are worked examples
+    worked_one_try_keep: float = 0.5  # worked examples: P(keep a problem solved at the first try)
     answer_share: float = 0.6  # within transcripts: " <answer>guess</answer>"
     empty_think_share: float = 0.12  # " <think></think> <answer>guess</answer>"
     scratchpad_share: float = 0.23  # " <think> SEARCH </think> <answer>expr</answer>"
     bare_share: float = 0.05  # " guess", no tags
-    continue_prob: float = 0.4  # transcript searches: P(next try | a failed try)
+    continue_prob: float = 0.6  # transcript searches: P(next try | a failed try)
     max_tries: int = 9  # problems whose search needs more tries are left out (~7%)
     max_value: int = MAX_VALUE  # no number a search writes is above this
     tokenizer_docs: int = 2_000
@@ -110,20 +111,21 @@ class CountdownDemoConfig:
     head_dim: int = 32
     seq_len: int = 768  # the prompt is ~170 tokens, the longest search ~560
     batch_size: int = 10
-    steps: int = 1100
+    steps: int = 1800
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 60
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    version: int = 2
+    version: int = 3
 
     def __post_init__(self) -> None:
         check_build_numbers(self, DEMO_COUNTDOWN_MODES)
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
-        if not 0.0 <= self.continue_prob <= 1.0:
-            raise ValueError(f"continue_prob must be in [0, 1], got {self.continue_prob}")
+        for option in ("continue_prob", "worked_one_try_keep"):
+            if not 0.0 <= getattr(self, option) <= 1.0:
+                raise ValueError(f"{option} must be in [0, 1], got {getattr(self, option)}")
         if self.max_value < 1:
             raise ValueError(f"max_value must be >= 1, got {self.max_value}")
 
@@ -249,6 +251,8 @@ def demo_countdown_records(
                     continue
             text = task.prompt(example) + completion_text(kind, answer, work, "bare", modes)
         else:
+            if len(tries) == 1 and rng.random() >= config.worked_one_try_keep:
+                continue
             work, answer = search_text(numbers, target, tries)
             kind = "worked"
             text = f"{example['question']}. Work it out: {work} and the answer is {answer}."
