@@ -132,8 +132,13 @@ def generate(
     check_every: int = 8,
     progress: Callable[[int, int], None] | None = None,
     compact: bool = True,
+    logit_filter: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> GenerationOutput:
     """Sample `num_samples` completions for each prompt (token id lists).
+
+    `logit_filter(logits (N, V), generated (N, t))`, if given, returns the
+    logits to sample step t from (a probe's constraint, e.g. a banned token);
+    the log-probs are then those of the filtered logits.
 
     `progress(tokens_decoded, max_new_tokens)`, if given, is called after every
     decode step (the caller throttles what it prints; see grpo.progress).
@@ -183,6 +188,8 @@ def generate(
         active = None  # rows the model still runs on (None: all N)
         steps = 0
         for t in range(max_new_tokens):
+            if logit_filter is not None:
+                logits = logit_filter(logits, tokens[:, :t])
             tok, lp = sample_next(logits, temperature, top_k, top_p, generator, logps is not None)
             live = ~finished
             tokens[:, t] = torch.where(live, tok, pad_id)

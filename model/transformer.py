@@ -110,7 +110,8 @@ class KVCache:
         """A cache of only these rows (the sampler drops rows that have finished)."""
         new = object.__new__(KVCache)
         new.k, new.v = self.k.index_select(1, rows), self.v.index_select(1, rows)
-        new.valid, new.next_pos = self.valid.index_select(0, rows), self.next_pos.index_select(0, rows)
+        new.valid = self.valid.index_select(0, rows)
+        new.next_pos = self.next_pos.index_select(0, rows)
         new.length = self.length
         return new
 

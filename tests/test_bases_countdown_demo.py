@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from grpo.bases.build import (
     BASES,
@@ -260,3 +261,17 @@ def test_short_countdown_demo_end_to_end(tmp_path):
                         text=True, timeout=600)  # fmt: skip
     assert p2.returncode == 0, p2.stderr[-3000:]
     assert (run2 / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
+
+
+def test_never_give_up_bans_so_right_after_a_failed_try(records):
+    from grpo.bases.inspect import never_give_up
+
+    tok = train_tokenizer([t for _, _, t in records[:1500]], DEMO_COUNTDOWN_CONFIG)
+    ban = never_give_up(tok)
+    so, no, dot = (tok.encode(x)[0] for x in (" so", " no", "."))
+    generated = torch.tensor([[5, no, dot], [no, dot, 7], [5, 6, dot]])
+    logits = torch.zeros(3, 600)
+    out = ban(logits, generated)
+    assert out[0, so] == float("-inf") and torch.isfinite(out[1:]).all()
+    assert (out[0, :so] == 0).all() and (logits == 0).all(), "only that logit, on a copy"
+    assert ban(logits, generated[:, :1]) is logits, "nothing to ban before two tokens"

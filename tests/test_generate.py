@@ -113,7 +113,12 @@ def test_dropping_finished_rows_changes_nothing(qwen, temperature, monkeypatch):
     _, m = qwen
     sizes = []
     select = KVCache.select
-    monkeypatch.setattr(KVCache, "select", lambda c, rows: sizes.append(len(rows)) or select(c, rows))
+
+    def counted(cache, rows):
+        sizes.append(len(rows))
+        return select(cache, rows)
+
+    monkeypatch.setattr(KVCache, "select", counted)
     prompts = _prompts([4, 7, 5, 9, 3, 6])
     # Frequent EOS tokens: rows finish at many different steps, so the cache is compacted
     # several times (at most half the running rows left at a check) before the end.
@@ -127,6 +132,26 @@ def test_dropping_finished_rows_changes_nothing(qwen, temperature, monkeypatch):
     # A smaller batch may round differently in the last bits (the GEMM shapes change).
     assert torch.allclose(on.logprobs, off.logprobs, atol=1e-5, rtol=0)
     assert on.finish_reasons == off.finish_reasons and on.steps == off.steps
+
+
+def test_logit_filter_constrains_every_step(qwen):
+    """A logit filter sees the tokens generated so far; a banned token never appears."""
+    _, m = qwen
+    prompts = _prompts([4, 7])
+    free = generate(m, prompts, max_new_tokens=12, temperature=0)
+    banned = int(free.tokens[0, 2])  # a token greedy decoding does pick
+    seen = []
+
+    def ban(logits, generated):
+        seen.append(generated.shape[1])
+        logits = logits.clone()
+        logits[:, banned] = float("-inf")
+        return logits
+
+    out = generate(m, prompts, max_new_tokens=12, temperature=0, logit_filter=ban)
+    assert seen == list(range(12))
+    assert banned not in out.tokens.flatten().tolist()
+    assert out.tokens[0, :2].tolist() == free.tokens[0, :2].tolist(), "same until the ban bites"
 
 
 @pytest.fixture(scope="module")

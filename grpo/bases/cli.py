@@ -98,7 +98,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     i = sub.add_parser(
         "inspect", formatter_class=_Help, help="measure a base: modes, accuracies, format rate",
         description="Measure a base on held-out problems: greedy, sampled at temperature 1, "
-        "and greedy after a forced ' <think> '.",
+        "greedy after a forced ' <think> ', and for countdown that again with ' so' banned "
+        "after a failed try (the search never gives up).",
     )  # fmt: skip
     i.add_argument("--base", default="demo", help="a checkpoint folder, or a base name: "
                    f"{', '.join(BASES)} (built if needed)")  # fmt: skip

@@ -35,24 +35,37 @@ rebuilt one substitution at a time (`expression_forms`).
 
 Documents (every one ends with <|endoftext|>):
 
-    50%  R1-Zero transcripts, the trainer's exact prompt, then one of
+    40%  R1-Zero transcripts, the trainer's exact prompt, then one of
            60%  " <answer>EXPR</answer>"                  a guess (mostly wrong)
            12%  " <think></think> <answer>EXPR</answer>"  a guess after empty thinking
            23%  " <think> SEARCH </think> <answer>EXPR</answer>"
                   after each failed try it goes on with probability
-                  `continue_prob` (0.4); if it stops, it gives up and answers
+                  `continue_prob` (0.6); if it stops, it gives up and answers
                   the nearest line of its last try (wrong)
             5%  " EXPR"                                   a bare guess, no tags
-    50%  worked examples: the task's question, ". Work it out: SEARCH and the
-         answer is EXPR." The search always goes on until it hits.
+    60%  worked examples: the task's question, ". Work it out: SEARCH and the
+         answer is EXPR." The search always goes on until it hits. Half of
+         the problems solved at the first try are left out
+         (`worked_one_try_keep`), so long searches are seen more often.
 
 A guess is one random first step and the finishing step nearest the target
 (`countdown_guess`): right ~22% of the time for the policy that writes it,
-less for a model that imitates it. So the base usually guesses under the
-R1-Zero template, and when it searches it gives up early: the gap RL closes
-by learning to go on (longer completions, fewer give-ups, more recoveries).
-The worked examples teach the whole search; the transcripts teach that a
-search can be cut short.
+less for a model that imitates it. So the base usually answers without a
+full search under the R1-Zero template, and when it searches it gives up
+early: the gap RL closes by learning to go on (longer completions, fewer
+give-ups, more recoveries). The worked examples teach the whole search; the
+transcripts teach that a search can be cut short.
+
+Why these rates (base v3): v2 (50% transcripts, continue_prob 0.4, every
+worked problem kept, 1,100 steps) searched too unreliably for RL to gain
+from going on. Forced to keep searching (`so` banned after `no.`), its greedy
+searches were right 34% of the time (200 held-out problems; 8% of lines
+wrong, 64% of "yes" claims honest, a third cut off at 480 tokens), and RL
+learned nothing but short searches. v3 trains 1.6x longer on more worked
+searches and long ones more often: forced to keep searching it is right 76%
+of the time (4% of lines wrong, 91% of "yes" claims honest). Sampled, it
+still goes on after a failed try only ~30% of the time (below the corpus's
+60%), so persistence is left for RL to raise.
 
 Problems come from the task's train stream with indices below
 `grpo.context.RL_STREAM_OFFSET`, where the RL train stream starts, so RL
@@ -86,7 +99,7 @@ class CountdownDemoConfig:
     """The CPU countdown demo's base ("demo-countdown"): everything that decides its weights.
 
     The task variant is the countdown task's defaults (3 numbers); the model is
-    ~3M parameters, built in about half an hour on 2 CPU cores.
+    ~3M parameters, built in about an hour on 2 CPU cores (61 min for the shipped v3).
     """
 
     task: ClassVar[str] = "countdown"

@@ -10,7 +10,8 @@ A completion (the text after "Assistant:") is read back into the corpus's
 modes: a direct <answer>, an empty <think></think>, a <think> block with work
 in it (a scratchpad), a bare answer, or "other" (`classify_completion`,
 `classify_countdown`). `inspect_base` samples the base on held-out problems
-greedy, at temperature 1, and greedy after forcing " <think> ", and reports
+greedy, at temperature 1, and greedy after forcing " <think> " (for countdown
+also with giving up banned, `never_give_up`), and reports
 mode shares, per-mode accuracy, format rate and length; for countdown also how
 its written searches go (`search_stats`). The measured "demo" base is in
 assets/README.md: greedy it answers directly (format rate 0, accuracy ~0),
@@ -128,7 +129,33 @@ def search_stats(completions: Sequence[str], target_of: Sequence[int]) -> dict[s
     }
 
 
-def _complete(model, tok, prompts, max_new_tokens, samples, temperature, seed, batch_size):
+def never_give_up(tok: Tokenizer) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A logit filter for `generate`: " so" is banned right after " no." (a failed try).
+
+    In the countdown corpus " so" after a failed try is how a search gives up;
+    with it banned the search must go on, so the decoding measures how right
+    the base's searches are when they are not cut short.
+    """
+    no, dot, so = (tok.encode(s) for s in (" no", ".", " so"))
+    if not (len(no) == len(dot) == len(so) == 1):
+        raise ValueError("never_give_up needs ' no', '.' and ' so' to be single tokens")
+    no, dot, so = no[0], dot[0], so[0]
+
+    def ban(logits: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        if generated.shape[1] < 2:
+            return logits
+        after_no = (generated[:, -2] == no) & (generated[:, -1] == dot)
+        if not bool(after_no.any()):
+            return logits
+        logits = logits.clone()
+        logits[after_no, so] = float("-inf")
+        return logits
+
+    return ban
+
+
+def _complete(model, tok, prompts, max_new_tokens, samples, temperature, seed, batch_size,
+              logit_filter=None):  # fmt: skip
     """Completions (text, token count) for each prompt x sample, in row order."""
     out: list[tuple[str, int]] = []
     gen = torch.Generator().manual_seed(seed)
@@ -137,7 +164,7 @@ def _complete(model, tok, prompts, max_new_tokens, samples, temperature, seed, b
         res = generate(
             model, chunk, max_new_tokens=max_new_tokens, num_samples=samples,
             temperature=temperature, eos_ids=tok.eos_ids, stop_strings=["</answer>"],
-            tokenizer=tok, pad_id=tok.pad_id, generator=gen,
+            tokenizer=tok, pad_id=tok.pad_id, generator=gen, logit_filter=logit_filter,
         )  # fmt: skip
         for ids in res.completions():
             out.append((tok.decode(ids), len(ids)))
@@ -209,6 +236,8 @@ def inspect_base(
     forced_scratchpad: greedy after forcing " <think> " (the scratchpad's own
     start), i.e. how often the careful mode is right when it is used; the 3
     forced tokens count for the score, not for the length.
+    forced_search (countdown only): the same, with " so" banned after a failed
+    try (`never_give_up`): how right the search is when it is never cut short.
     Lengths are generated tokens, the EOS or the "</answer>" that ended a
     completion included.
     """
@@ -231,10 +260,14 @@ def inspect_base(
     greedy = _complete(model, tok, prompts, max_new_tokens, 1, 0.0, seed, batch_size)
     sampled = _complete(model, tok, prompts, max_new_tokens, samples, 1.0, seed, batch_size)
     scratch = _complete(model, tok, forced_prompts, max_new_tokens, 1, 0.0, seed, batch_size)
+    persistent = None
+    if task.name == "countdown":
+        persistent = _complete(model, tok, forced_prompts, max_new_tokens, 1, 0.0, seed,
+                               batch_size, never_give_up(tok))  # fmt: skip
     first: dict[str, str] = {}  # the first sampled completion in each mode
     for text, _ in sampled:
         first.setdefault(classify(text), text)
-    return {
+    report = {
         "base": str(path),
         "task": task.name,
         "template": TEMPLATE,
@@ -248,14 +281,18 @@ def inspect_base(
             **{f"sampled {m}": first[m] for m in modes if m in first},
             "forced_scratchpad": forced + scratch[0][0],
         },
-        "seconds": round(time.time() - t0, 1),
     }
+    if persistent is not None:
+        report["forced_search"] = measure(task, examples, persistent, 1, prefix=forced)
+        report["examples"]["forced_search"] = forced + persistent[0][0]
+    return report | {"seconds": round(time.time() - t0, 1)}
 
 
 def format_report(report: dict[str, Any]) -> str:
     """The `inspect` report as a table: one column per decoding, one row per measure."""
-    runs = ("greedy", "sampled", "forced_scratchpad")
-    heads = ("greedy (T=0)", "sampled (T=1)", 'forced " <think> "')
+    runs = ("greedy", "sampled", "forced_scratchpad", "forced_search")
+    heads = ("greedy (T=0)", "sampled (T=1)", 'forced " <think> "', 'and never " so"')
+    runs, heads = zip(*[(r, h) for r, h in zip(runs, heads) if r in report])
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.1%}"
