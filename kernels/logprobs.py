@@ -9,7 +9,9 @@ respect to hidden and weight through both outputs. Backends:
     "triton"  fused kernels (kernels/logprob_triton.py); CUDA tensors, or CPU tensors when
               TRITON_INTERPRET=1 was set before the kernels were first imported
     "torch"   chunked PyTorch twin (kernels/logprob_torch.py); any device
-    "auto"    "triton" for CUDA tensors when Triton is installed, "torch" otherwise
+    "auto"    "triton" for CUDA tensors when Triton is installed and the kernel passes its
+              self-check on that device (`triton_self_check`, run once per device at first
+              use), "torch" otherwise; a failed check prints one warning line saying why
 
 When the logits already exist (small vocabularies), logprobs_and_entropy_from_logits gives the
 same outputs and gradients from them.
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -81,13 +85,66 @@ def _check_linear_inputs(hidden: Tensor, weight: Tensor, targets: Tensor, temper
     _check_temperature(temperature)
 
 
+# The self-check's tolerances: each backend is within (2e-5, 2e-2) of an fp64 reference in
+# bf16 (tests/test_kernels.py, TOL), so two backends are within twice that of each other.
+SELF_CHECK_ATOL = 4e-5  # log-probs and entropies, absolute
+SELF_CHECK_GRAD_RTOL = 4e-2  # gradients, relative to the twin's largest entry
+_SELF_CHECKED: dict[str, str | None] = {}  # device -> why the kernel failed (None: it passed)
+
+
+def triton_self_check(device: torch.device | str, candidate: Callable | None = None) -> str | None:
+    """None if the Triton kernel matches the PyTorch twin on `device`, else one line saying why.
+
+    A small random bf16 input with irregular shapes (37 tokens, H 72, V 301, T 0.7), forward
+    and backward through both outputs. `candidate` replaces the Triton kernel (tests inject
+    failures with it). Any exception (Triton missing, a compile error) counts as a failure.
+    """
+    try:
+        if candidate is None:
+            from kernels.logprob_triton import triton_logprobs_and_entropy as candidate
+        g = torch.Generator().manual_seed(0)
+        h0 = torch.randn(37, 72, generator=g).to(device, torch.bfloat16)
+        w0 = (0.2 * torch.randn(301, 72, generator=g)).to(device, torch.bfloat16)
+        t = torch.randint(0, 301, (37,), generator=g).to(device)
+        results = []
+        for fn in (candidate, torch_logprobs_and_entropy):
+            h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+            logp, ent = fn(h, w, t, 0.7)
+            (logp.sum() + 0.5 * ent.sum()).backward()
+            results.append(tuple(x.detach().float() for x in (logp, ent, h.grad, w.grad)))
+        (lp, en, gh, gw), (lp0, en0, gh0, gw0) = results
+        for what, a, b in (("log-probs", lp, lp0), ("entropies", en, en0)):
+            err = float((a - b).abs().max())
+            if not err <= SELF_CHECK_ATOL:  # also catches NaN
+                return f"its {what} differ from the PyTorch twin's by {err:.3g}"
+        for what, a, b in (("hidden", gh, gh0), ("weight", gw, gw0)):
+            err, scale = float((a - b).abs().max()), float(b.abs().max())
+            if not err <= SELF_CHECK_GRAD_RTOL * scale:
+                return f"its {what} gradient differs from the twin's by {err:.3g} (max {scale:.3g})"
+        return None
+    except Exception as e:  # noqa: BLE001 - any failure means: do not use the kernel
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+
+
+def _auto_backend(device: torch.device, check: Callable[[torch.device], str | None]) -> str:
+    """What "auto" means on `device`: the Triton kernel on CUDA if it passes `check` once."""
+    if device.type != "cuda" or importlib.util.find_spec("triton") is None:
+        return "torch"
+    key = str(device)
+    if key not in _SELF_CHECKED:
+        _SELF_CHECKED[key] = check(device)
+        if _SELF_CHECKED[key] is not None:
+            print(f"warning: the Triton log-prob kernel failed its self-check on {key} "
+                  f"({_SELF_CHECKED[key]}); using the PyTorch twin", file=sys.stderr)  # fmt: skip
+    return "torch" if _SELF_CHECKED[key] is not None else "triton"
+
+
 def _resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend ("triton" or "torch") that `backend` means for tensors on `device`."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if backend == "auto":
-        has_triton = importlib.util.find_spec("triton") is not None
-        return "triton" if device.type == "cuda" and has_triton else "torch"
+        return _auto_backend(device, triton_self_check)
     return backend
 
 

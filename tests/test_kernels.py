@@ -327,7 +327,7 @@ def test_strided_inputs(backend):
     assert torch.all(got[0][:, 1::2] == 0), "columns outside the view received gradient"
 
 
-def test_public_function_routes_every_backend_to_the_same_answer():
+def test_public_function_routes_every_backend_to_the_same_answer(monkeypatch):
     hidden, weight, targets = make_inputs(9, 24, 77)
     backends = ["auto", "torch"] + (["triton"] if HAS_TRITON else [])
     results = {b: logprobs_and_entropy(hidden, weight, targets, 0.9, backend=b) for b in backends}
@@ -339,6 +339,10 @@ def test_public_function_routes_every_backend_to_the_same_answer():
         assert torch.isfinite(dh).all() and torch.isfinite(dw).all()
     assert _resolve_backend("auto", torch.device("cpu")) == "torch"
     if HAS_TRITON:
+        import kernels.logprobs as lp
+
+        # As if the kernel had passed its self-check on cuda (no CUDA device here to run it).
+        monkeypatch.setattr(lp, "_SELF_CHECKED", {"cuda": None})
         assert _resolve_backend("auto", torch.device("cuda")) == "triton"
 
 
@@ -563,3 +567,66 @@ def test_gpu_offsets_beyond_int32():
     (dw,) = torch.autograd.grad(logp.sum(), weight)
     (ref_dw,) = torch.autograd.grad(ref_logp.sum(), weight)
     assert_grad_close(dw[-2:], ref_dw[-2:].double(), 2e-2, "dW of the last vocab rows")
+
+
+# ------------------------------------------------------------------ the "auto" self-check
+
+
+def test_self_check_passes_a_correct_kernel():
+    from kernels.logprobs import triton_self_check
+
+    assert triton_self_check("cpu", candidate=torch_logprobs_and_entropy) is None
+
+
+def test_self_check_names_what_failed():
+    from kernels.logprobs import triton_self_check
+
+    def raises(*args):
+        raise RuntimeError("ptxas fatal: unsupported gpu\nsecond line")
+
+    def wrong_values(h, w, t, temperature):
+        logp, ent = torch_logprobs_and_entropy(h, w, t, temperature)
+        return logp + 1e-3, ent
+
+    def wrong_gradients(h, w, t, temperature):
+        logp, ent = torch_logprobs_and_entropy(h, w, t, temperature)
+        zero = 0 * (h.sum() + w.sum())  # right values, zero gradients
+        return logp.detach() + zero, ent.detach() + zero
+
+    def nan(h, w, t, temperature):
+        logp, ent = torch_logprobs_and_entropy(h, w, t, temperature)
+        return logp * float("nan"), ent
+
+    assert triton_self_check("cpu", raises) == "RuntimeError: ptxas fatal: unsupported gpu"
+    assert "log-probs differ" in triton_self_check("cpu", wrong_values)
+    assert "hidden gradient differs" in triton_self_check("cpu", wrong_gradients)
+    assert "log-probs differ" in triton_self_check("cpu", nan)
+
+
+def test_auto_falls_back_to_the_twin_once_with_one_warning(monkeypatch, capsys):
+    import importlib.util
+
+    import kernels.logprobs as lp
+
+    monkeypatch.setattr(lp, "_SELF_CHECKED", {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())  # "triton is there"
+    calls = []
+
+    def failing(device):
+        calls.append(str(device))
+        return "its log-probs differ from the PyTorch twin's by 0.5"
+
+    cuda = torch.device("cuda", 0)
+    assert lp._auto_backend(torch.device("cpu"), failing) == "torch" and calls == []
+    assert lp._auto_backend(cuda, failing) == "torch"
+    assert lp._auto_backend(cuda, failing) == "torch"
+    assert calls == ["cuda:0"], "checked once per device"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["warning: the Triton log-prob kernel failed its self-check on cuda:0 (its "
+                   "log-probs differ from the PyTorch twin's by 0.5); using the PyTorch twin"]
+    assert lp._auto_backend(torch.device("cuda", 1), lambda d: None) == "triton"
+    assert capsys.readouterr().err == ""
+    # Without Triton, "auto" is the twin and nothing is checked.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert lp._auto_backend(torch.device("cuda", 2), failing) == "torch"
+    assert calls == ["cuda:0"]
