@@ -382,20 +382,24 @@ class Trainer:
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
 
-    def _micro_order(self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor):
+    def _micro_order(
+        self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor
+    ) -> torch.Tensor:
         """The order in which the rows of a mini-batch are cut into micro-batches.
 
         Similar lengths in a micro-batch waste less compute on padding. With
         share_prompt, the rows of a group stay together (their prompt then runs
         once per micro-batch), and groups are ordered by their longest completion.
         """
+        mb = mb[torch.argsort(lengths[mb], stable=True)]
         if not self.cfg.share_prompt:
-            return mb[torch.argsort(lengths[mb], stable=True)]
+            return mb
+        # Stable sorts, least significant key first: length, then group, then the group's
+        # longest completion.
         longest = torch.zeros(int(group.max()) + 1, dtype=lengths.dtype, device=lengths.device)
         longest = longest.scatter_reduce(0, group[mb], lengths[mb], reduce="amax")
-        span = int(lengths.max()) + 1
-        key = (longest[group[mb]] * (int(group.max()) + 1) + group[mb]) * span + lengths[mb]
-        return mb[torch.argsort(key, stable=True)]
+        mb = mb[torch.argsort(group[mb], stable=True)]
+        return mb[torch.argsort(longest[group[mb]], stable=True)]
 
     def _diverged(self, step: int, what: str, applied: int) -> None:
         self.opt.zero_grad(set_to_none=True)
