@@ -35,12 +35,14 @@ import torch
 
 from grpo.search_metrics import behaviour_means
 from model import Tokenizer, Transformer, generate
+from model.flops import rollout_flops
 
 
 @dataclass
 class EvalResult:
     metrics: dict[str, float]
     records: list[dict] = field(default_factory=list)  # one per question: samples and grades
+    flops: int = 0  # matmul FLOPs the generation needed (model.flops.rollout_flops)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -73,6 +75,7 @@ def evaluate(
     if samples > 1 and temperature == 0:
         raise ValueError("several samples per question need temperature > 0")
     records: list[dict] = []
+    flops = 0
     total = len(examples)
     per_batch = max(1, batch_size // samples)
     for b0 in range(0, total, per_batch):
@@ -93,6 +96,8 @@ def evaluate(
             )  # fmt: skip
         ids = out.completions()
         texts = tok.decode_batch(ids)
+        flops += rollout_flops(policy.config, [len(p) for p in prompts], [len(c) for c in ids],
+                               samples)  # fmt: skip
         for j, ex in enumerate(chunk):
             rows = range(j * samples, (j + 1) * samples)
             scores = [task.score(texts[r], ex) for r in rows]
@@ -108,7 +113,7 @@ def evaluate(
             })  # fmt: skip
         if progress:
             progress(b0 + len(chunk), total)
-    return EvalResult(summarise(records, samples), records)
+    return EvalResult(summarise(records, samples), records, flops)
 
 
 def summarise(records: list[dict], samples: int) -> dict[str, float]:
