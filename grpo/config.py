@@ -92,7 +92,8 @@ class TrainConfig:
     mu: int = _f(1, "inner epochs over each rollout batch (clipping only acts when > 1 or "
                  "with several mini-batches)")
     mini_batches: int = _f(1, "optimizer steps per epoch (the rollout batch is split)")
-    micro_batch_size: int = _f(64, "sequences per forward/backward (gradient accumulation)")
+    micro_batch_size: int = _f(64, "at most this many sequences per forward/backward (gradient "
+                               "accumulation; grpo/microbatch.py plans the cuts)")
     lr: float = _f(1e-4, "peak learning rate (AdamW); the demo's tiny model takes 1e-4, "
                    "billion-parameter checkpoints want ~1e-6")
     min_lr_ratio: float = _f(0.1, "cosine schedule ends at lr * min_lr_ratio (0 to 1)")

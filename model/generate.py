@@ -5,7 +5,11 @@
     out.tokens[i, : out.lengths[i]]      # completion i (rows grouped by prompt)
 
 How it works:
-1. Prompts are left-padded into one (B, P) batch and prefilled once.
+1. Prompts are left-padded into one (B, P) batch and prefilled once. When
+   every prompt starts with the same tokens (a template's instructions), that
+   common prefix is prefilled once, as a batch of one, and copied to the B
+   rows; only the rest of each prompt is prefilled per row (the rows are then
+   [prefix | padding | rest of the prompt]; positions skip the padding).
 2. The prompt's KV cache is copied G times (row b becomes rows b*G .. b*G+G-1),
    so a group's samples share the prompt's computation.
 3. Each decode step feeds one token per row. Finished rows keep running (their
@@ -65,6 +69,31 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
         ids[i, P - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
         mask[i, P - len(p) :] = True
     return ids.to(device), mask.to(device)
+
+
+# A common prompt prefix shorter than this is prefilled with the rest (not worth a call).
+MIN_SHARED_PREFIX = 16
+
+
+def common_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Number of leading tokens that every prompt has in common."""
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Leading tokens worth computing once for all `prompts`: their common prefix,
+    leaving at least one token of every prompt; 0 if under MIN_SHARED_PREFIX or one prompt."""
+    if len(prompts) < 2:
+        return 0
+    k = min(common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
+    return k if k >= MIN_SHARED_PREFIX else 0
 
 
 def sample_next(
@@ -133,6 +162,7 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     compact: bool = True,
     logit_filter: Callable[[Tensor, Tensor], Tensor] | None = None,
+    share_prefix: bool = True,
 ) -> GenerationOutput:
     """Sample `num_samples` completions for each prompt (token id lists).
 
@@ -142,6 +172,10 @@ def generate(
 
     `progress(tokens_decoded, max_new_tokens)`, if given, is called after every
     decode step (the caller throttles what it prints; see grpo.progress).
+
+    `share_prefix`: prefill the prompts' common leading tokens once (step 1 of
+    the module docstring); False prefills every prompt whole (the oracle).
+    `compact`: drop finished rows from the cache (step 3); False keeps them.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -165,12 +199,18 @@ def generate(
         generator = torch.Generator(device=device).manual_seed(seed)
     B, G = len(prompts), num_samples
     N = B * G
-    ids, mask = left_pad(prompts, pad_id, device)
-    P = ids.shape[1]
-    cache = KVCache(model.config, B, P + max_new_tokens, device, dtype)
+    k = shared_prefix_len(prompts) if share_prefix else 0
+    ids, mask = left_pad([p[k:] for p in prompts], pad_id, device)
+    P = k + ids.shape[1]
     was_training = model.training
     model.eval()
     try:
+        if k:
+            cache = KVCache(model.config, 1, P + max_new_tokens, device, dtype)
+            model.hidden_states(torch.tensor([list(prompts[0][:k])], device=device), None, cache)
+            cache = cache.repeat_interleave(B)
+        else:
+            cache = KVCache(model.config, B, P + max_new_tokens, device, dtype)
         logits = model(ids, mask, cache)[:, -1]  # (B, V): next-token logits per prompt
         if G > 1:
             cache = cache.repeat_interleave(G)

@@ -7,7 +7,7 @@ import torch
 
 from model import Transformer, generate, load_pretrained, train_bpe_tokenizer
 from model.config import PRESETS
-from model.generate import sample_next
+from model.generate import MIN_SHARED_PREFIX, common_prefix_len, sample_next
 from tests.hf_models import VOCAB, hf_model
 
 EOS = VOCAB - 1
@@ -132,6 +132,40 @@ def test_dropping_finished_rows_changes_nothing(qwen, temperature, monkeypatch):
     # A smaller batch may round differently in the last bits (the GEMM shapes change).
     assert torch.allclose(on.logprobs, off.logprobs, atol=1e-5, rtol=0)
     assert on.finish_reasons == off.finish_reasons and on.steps == off.steps
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_shared_prompt_prefix_changes_nothing(qwen, temperature, monkeypatch):
+    """Prefilling the prompts' common prefix once gives the same tokens and log-probs."""
+    _, m = qwen
+    calls = []
+    hidden = Transformer.hidden_states
+
+    def spy(self, ids, mask=None, cache=None, prefix=None):
+        calls.append(tuple(ids.shape))
+        return hidden(self, ids, mask, cache, prefix)
+
+    monkeypatch.setattr(Transformer, "hidden_states", spy)
+    head = _prompts([MIN_SHARED_PREFIX + 3], seed=5)[0]
+    tails = _prompts([1, 6, 0, 4], seed=6)  # one prompt is the common prefix alone
+    prompts = [head + t for t in tails]
+    assert common_prefix_len(prompts) == len(head)
+    eos = list(range(0, VOCAB, 9))
+    kw = dict(max_new_tokens=24, num_samples=3, temperature=temperature, eos_ids=eos, pad_id=0,
+              seed=4, return_logprobs=True)  # fmt: skip
+    on = generate(m, prompts, share_prefix=True, **kw)
+    # The prefix ran once as a batch of one; the shortest prompt keeps one token to prefill.
+    assert calls[0] == (1, len(head) - 1)
+    calls.clear()
+    off = generate(m, prompts, share_prefix=False, **kw)
+    assert calls[0] == (len(prompts), max(map(len, prompts)))
+    assert torch.equal(on.tokens, off.tokens) and torch.equal(on.lengths, off.lengths)
+    assert torch.allclose(on.logprobs, off.logprobs, atol=1e-5, rtol=0)
+    assert on.finish_reasons == off.finish_reasons
+    # Too short a common prefix is not split off.
+    calls.clear()
+    generate(m, [head[:5] + [1], head[:5] + [2, 3]], max_new_tokens=2, temperature=0)
+    assert calls[0] == (2, 7)
 
 
 def test_logit_filter_constrains_every_step(qwen):
