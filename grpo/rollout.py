@@ -23,7 +23,7 @@ from torch import Tensor
 
 import kernels
 from model import Tokenizer, Transformer, generate
-from model.generate import left_pad
+from model.generate import left_pad, shared_prefix_len
 
 if Path(kernels.__file__).resolve().parent.parent != Path(__file__).resolve().parent.parent:
     raise ImportError(
@@ -55,6 +55,7 @@ class Batch:
     completion_mask: Tensor  # (N, Tc) bool, completion tokens that enter the loss
     prompt_len: int  # P
     group: Tensor | None = None  # (N,) long: which prompt each row completes (row // G)
+    shared_len: int = 0  # columns [0, shared_len) hold the same prompt tokens in every row
 
     @property
     def completion_ids(self) -> Tensor:
@@ -94,10 +95,21 @@ def rollout(
 
 
 def pack(ro: Rollout, pad_id: int, device: torch.device | str, truncated: str = "zero") -> Batch:
-    """Tensors for the update. With truncated == "mask", cut-off completions get no loss."""
+    """Tensors for the update. With truncated == "mask", cut-off completions get no loss.
+
+    When the prompts start with the same tokens (the template's instructions),
+    those k tokens fill columns [0, k) of every row and the rest of each prompt
+    is left-padded after them: [common prefix | padding | rest | completion].
+    """
     G = ro.group_size
-    prompts = [ro.prompt_ids[i // G] for i in range(len(ro.completion_ids))]
+    k = shared_prefix_len(ro.prompt_ids)
+    prompts = [ro.prompt_ids[i // G][k:] for i in range(len(ro.completion_ids))]
     p_ids, p_mask = left_pad(prompts, pad_id, "cpu")
+    if k:
+        N = len(prompts)
+        common = torch.as_tensor(ro.prompt_ids[0][:k], dtype=torch.long)
+        p_ids = torch.cat([common.expand(N, k), p_ids], 1)
+        p_mask = torch.cat([torch.ones(N, k, dtype=torch.bool), p_mask], 1)
     Tc = max(1, max(len(c) for c in ro.completion_ids))
     N = len(ro.completion_ids)
     c_ids = torch.full((N, Tc), pad_id, dtype=torch.long)
@@ -114,6 +126,7 @@ def pack(ro: Rollout, pad_id: int, device: torch.device | str, truncated: str = 
         completion_mask=loss_mask.to(device),
         prompt_len=p_ids.shape[1],
         group=(torch.arange(N) // G).to(device),
+        shared_len=k,
     )
 
 
@@ -131,7 +144,8 @@ def completion_logprobs(
     share_prompt: run each distinct prompt among `rows` once and the
     completions on top of its keys and values (model.Prefix), instead of
     running every row's prompt again; the gradient of a shared prompt is the
-    sum over its rows. Equal to the unshared path up to float round-off
+    sum over its rows. The prompts' common prefix (batch.shared_len columns,
+    see pack) runs once for all of them. Equal to the unshared path up to float round-off
     (tests/test_prefix_share.py); False is the unshared oracle.
     """
     P = batch.prompt_len
@@ -148,7 +162,14 @@ def completion_logprobs(
         order = torch.arange(n, device=inverse.device)
         first = torch.full((len(groups),), n, dtype=torch.long, device=inverse.device)
         first = first.scatter_reduce(0, inverse, order, reduce="amin")
-        prefix = model.prefix_states(ids[first, :P], attn[first, :P]).select(inverse)
+        k = batch.shared_len
+        if k:  # the prompts' common prefix once, each distinct prompt's rest on top of it
+            common = model.prefix_states(ids[:1, :k], attn[:1, :k])
+            common = common.select(torch.zeros(len(groups), dtype=torch.long, device=ids.device))
+            prefix = model.prefix_states(ids[first, k:P], attn[first, k:P], prefix=common)
+        else:
+            prefix = model.prefix_states(ids[first, :P], attn[first, :P])
+        prefix = prefix.select(inverse)
         comp = model.hidden_states(ids[:, P:], attn[:, P:], prefix=prefix)  # (n, Tm, H)
         h = torch.cat([prefix.last[:, None], comp[:, :-1]], 1)  # (n, Tm, H)
     else:

@@ -14,14 +14,15 @@ One step (R1ZERO.md section 2):
    pi_old == pi_theta and the ratio is exactly 1) and under the frozen
    reference (only when beta > 0; with beta = 0 no reference model exists);
 5. mu epochs over shuffled mini-batches, each an AdamW step accumulated over
-   micro-batches; the loss weights are computed once per mini-batch, so the
-   token-mean divides by the token count of the whole mini-batch
-   (`grpo.loss.token_weights`);
+   micro-batches (cut to waste little on padding: grpo/microbatch.py); the
+   loss weights are computed once per mini-batch, so the token-mean divides by
+   the token count of the whole mini-batch (`grpo.loss.token_weights`);
 6. log one JSON line to metrics.jsonl; evaluate on held-out questions every
    `eval_every` steps; checkpoint every `save_every` steps.
 
 Outputs in the run folder: train_config.json, metrics.jsonl (deterministic:
-same seed, same file), timings.jsonl (wall-clock seconds, which vary),
+same seed, same file), timings.jsonl (wall-clock seconds, which vary, and each
+phase's matmul FLOPs, see model/flops.py),
 samples.jsonl (completions at each evaluation), checkpoints/, plots/.
 
 Stopping: SIGINT (Ctrl-C) or SIGTERM (`kill`, `timeout`, a scheduler) ends
@@ -61,6 +62,7 @@ from grpo.config import TrainConfig
 from grpo.context import check_train_set, draw_examples, heldout_that_fits
 from grpo.evaluate import evaluate
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
+from grpo.microbatch import OVERHEAD_TOKENS, plan_micro_batches
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
@@ -70,6 +72,7 @@ from grpo.search_metrics import behaviour_means
 from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
 from model import Tokenizer, Transformer
 from model.checkpoint import load_state_dict, write_json_atomic
+from model.flops import rollout_flops, update_flops
 
 __all__ = ["RESUME_SAFE_KEYS", "Trainer", "TrainingDiverged", "TrainingInterrupted", "lr_at"]
 
@@ -308,8 +311,15 @@ class Trainer:
                     "step": step, "kind": "train", "question": examples[0]["question"],
                     "completion": text, "finish": reason, **s,
                 })  # fmt: skip
-        timing = {"step": step, "rollout_s": t_rollout, "update_s": t_update,
-                  "tokens_per_s": sum(lengths) / max(t_rollout, 1e-9)}  # fmt: skip
+        p_lens = [len(p) for p in ro.prompt_ids]
+        timing = {
+            "step": step, "rollout_s": t_rollout, "update_s": t_update,
+            "tokens_per_s": sum(lengths) / max(t_rollout, 1e-9),
+            # Matmul FLOPs the phases needed (model.flops): benchmarks/demo_profile.py.
+            "rollout_flops": rollout_flops(self.model.config, p_lens, lengths, cfg.group_size),
+            "update_flops": cfg.mu * update_flops(self.model.config, p_lens, lengths,
+                                                  cfg.group_size),
+        }  # fmt: skip
         self.timings.write(timing)
         self._rng = rng_state()
         return row | {"_timing": timing}
@@ -347,11 +357,11 @@ class Trainer:
         for _epoch in range(cfg.mu):
             perm = torch.randperm(N, generator=g).to(self.device)
             for mb in perm.chunk(cfg.mini_batches):
-                mb = self._micro_order(mb, lengths, batch.group)
                 weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
-                for j0 in range(0, len(mb), cfg.micro_batch_size):
-                    rows = mb[j0 : j0 + cfg.micro_batch_size]
-                    w = weights[j0 : j0 + cfg.micro_batch_size]
+                for pos in self._micro_batches(
+                    mb, lengths, batch.group, batch.prompt_len, batch.shared_len
+                ):
+                    rows, w = mb[pos], weights[pos]
                     with self.autocast():
                         logp, ent = completion_logprobs(
                             self.model, batch, rows, cfg.temperature, cfg.logprob_backend,
@@ -382,24 +392,22 @@ class Trainer:
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
 
-    def _micro_order(
-        self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor
-    ) -> torch.Tensor:
-        """The order in which the rows of a mini-batch are cut into micro-batches.
+    def _micro_batches(
+        self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor | None, P: int,
+        k: int = 0,
+    ) -> list[torch.Tensor]:  # fmt: skip
+        """Positions into `mb` of each micro-batch (grpo/microbatch.py).
 
-        Similar lengths in a micro-batch waste less compute on padding. With
-        share_prompt, the rows of a group stay together (their prompt then runs
-        once per micro-batch), and groups are ordered by their longest completion.
+        With share_prompt, cuts are planned against padding, prompts and overhead;
+        the unshared oracle cuts the length-sorted rows into equal chunks.
         """
-        mb = mb[torch.argsort(lengths[mb], stable=True)]
-        if not self.cfg.share_prompt:
-            return mb
-        # Stable sorts, least significant key first: length, then group, then the group's
-        # longest completion.
-        longest = torch.zeros(int(group.max()) + 1, dtype=lengths.dtype, device=lengths.device)
-        longest = longest.scatter_reduce(0, group[mb], lengths[mb], reduce="amax")
-        mb = mb[torch.argsort(group[mb], stable=True)]
-        return mb[torch.argsort(longest[group[mb]], stable=True)]
+        mbs = self.cfg.micro_batch_size
+        if self.cfg.share_prompt and group is not None:
+            # Each distinct prompt costs its own columns; the common prefix is once per cut.
+            cuts = plan_micro_batches(lengths[mb].cpu(), group[mb].cpu(), mbs, P - k,
+                                      OVERHEAD_TOKENS + k)  # fmt: skip
+            return [c.to(mb.device) for c in cuts]
+        return list(torch.argsort(lengths[mb], stable=True).split(mbs))
 
     def _diverged(self, step: int, what: str, applied: int) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -440,7 +448,8 @@ class Trainer:
         progress.done()
         row = {"step": self.step, **res.metrics}
         self.metrics.write(row)
-        self.timings.write({"step": self.step, "eval_s": time.perf_counter() - t0})
+        self.timings.write({"step": self.step, "eval_s": time.perf_counter() - t0,
+                            "eval_flops": res.flops})  # fmt: skip
         for rec in res.records[: cfg.samples_per_eval]:
             self.samples.write({
                 "step": self.step, "kind": "eval", "question": rec["example"]["question"],

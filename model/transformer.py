@@ -285,17 +285,29 @@ class Transformer(nn.Module):
         """
         return self._run(input_ids, attention_mask, cache, prefix, None)
 
-    def prefix_states(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Prefix:
-        """Run left-padded prompts once and keep what their completions need (see Prefix)."""
+    def prefix_states(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None,
+        prefix: Prefix | None = None,
+    ) -> Prefix:  # fmt: skip
+        """Run left-padded prompts once and keep what their completions need (see Prefix).
+
+        With `prefix`, the prompts continue it (a template's text computed once for
+        many prompts) and the result holds both: its keys and values, then theirs.
+        """
         present: list[tuple[Tensor, Tensor]] = []
-        h = self._run(input_ids, attention_mask, None, None, present)
+        h = self._run(input_ids, attention_mask, None, prefix, present)
         valid = (
             torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
             if attention_mask is None
             else attention_mask.to(device=input_ids.device, dtype=torch.bool)
         )
         k, v = [p[0] for p in present], [p[1] for p in present]
-        return Prefix(k, v, valid, valid.sum(1), h[:, -1])
+        next_pos = valid.sum(1)
+        if prefix is not None:
+            k = [torch.cat([a, b], 2) for a, b in zip(prefix.k, k)]
+            v = [torch.cat([a, b], 2) for a, b in zip(prefix.v, v)]
+            valid, next_pos = torch.cat([prefix.valid, valid], 1), prefix.next_pos + next_pos
+        return Prefix(k, v, valid, next_pos, h[:, -1])
 
     def _run(
         self, input_ids: Tensor, attention_mask: Tensor | None, cache: KVCache | None,

@@ -51,6 +51,33 @@ def _ragged_batch(seed: int = 0) -> Batch:
     return Batch(ids, attn, attn[:, P:].clone(), P, torch.arange(N) // G)
 
 
+def _template_batches(seed: int = 0) -> tuple[Batch, Batch]:
+    """The same 3 groups of 3 twice: prompts = a common 4-token prefix + rests of 3, 1 and 2
+    tokens. First as pack lays them out when prompts share a prefix ([common | padding |
+    rest | completion], shared_len 4), then plainly left-padded (shared_len 0)."""
+    g = torch.Generator().manual_seed(seed)
+    G, k, R, Tc = 3, 4, 3, 6
+    common = torch.randint(1, 61, (k,), generator=g)
+    rests = [torch.randint(1, 61, (n,), generator=g) for n in (3, 1, 2)]
+    completion_lens = [[6, 1, 3], [2, 6, 4], [5, 5, 1]]
+    N, P = len(rests) * G, k + R
+    mid, left = (torch.zeros(N, P + Tc, dtype=torch.long) for _ in range(2))
+    mid_m, left_m = (torch.zeros(N, P + Tc, dtype=torch.bool) for _ in range(2))
+    for b, (rest, cls) in enumerate(zip(rests, completion_lens)):
+        prompt = torch.cat([common, rest])
+        for j, cl in enumerate(cls):
+            r = b * G + j
+            comp = torch.randint(1, 61, (cl,), generator=g)
+            mid[r, :k], mid[r, P - len(rest) : P] = common, rest
+            mid_m[r, :k] = mid_m[r, P - len(rest) : P] = True
+            left[r, P - len(prompt) : P], left_m[r, P - len(prompt) : P] = prompt, True
+            for ids, m in ((mid, mid_m), (left, left_m)):
+                ids[r, P : P + cl], m[r, P : P + cl] = comp, True
+    group = torch.arange(N) // G
+    return (Batch(mid, mid_m, mid_m[:, P:].clone(), P, group, shared_len=k),
+            Batch(left, left_m, left_m[:, P:].clone(), P, group))  # fmt: skip
+
+
 def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     scale = max(float(b.abs().max()), 1.0)
     err = float((a - b).abs().max())
@@ -108,6 +135,56 @@ def test_shared_logprobs_and_gradients_equal_unshared(kind, checkpointing, rows)
     _close(en_s, en_u, "entropies")
     for name, grad in g_u.items():
         _close(g_s[name], grad, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+@pytest.mark.parametrize(
+    "rows", [slice(None), [4, 0, 8, 1, 3], [2]], ids=["all", "split-groups", "one-row"]
+)
+def test_common_template_prefix_shared_once_equals_left_padded_unshared(kind, rows):
+    """The prompts' common prefix computed once, then each prompt's rest, then completions:
+    equal to running every row whole in the plain left-padded layout."""
+    model = _model(kind).train()
+    templ, plain = _template_batches(2)
+    rows = rows if isinstance(rows, slice) else torch.tensor(rows)
+    out = {}
+    for name, batch, share in (("shared", templ, True), ("oracle", plain, False),
+                               ("mid-padded", templ, False)):  # fmt: skip
+        model.zero_grad(set_to_none=True)
+        logp, ent = completion_logprobs(model, batch, rows, 0.7, "torch", share_prompt=share)
+        w = torch.linspace(-1, 1, logp.numel()).view_as(logp)
+        ((w * logp).sum() + 0.3 * ent.sum()).backward()
+        out[name] = logp.detach(), ent.detach(), {n: p.grad for n, p in model.named_parameters()}
+    lp_u, en_u, g_u = out["oracle"]
+    for name in ("shared", "mid-padded"):
+        lp, en, g = out[name]
+        _close(lp, lp_u, f"{name} log-probs")
+        _close(en, en_u, f"{name} entropies")
+        for n, grad in g_u.items():
+            _close(g[n], grad, f"{name} gradient of {n}")
+
+
+def test_pack_lays_a_common_prefix_out_first():
+    from grpo.rollout import Rollout, pack
+    from model.generate import MIN_SHARED_PREFIX
+
+    k = MIN_SHARED_PREFIX + 2
+    common = list(range(1, k + 1))
+    prompts = [common + [40, 41, 42], common + [50]]
+    comps = [[7, 8], [9], [6, 6, 6], [5]]
+    ro = Rollout(examples=[{}, {}], prompt_ids=prompts, completion_ids=comps, texts=[""] * 4,
+                 finish_reasons=["stop"] * 4, scores=[{}] * 4, rewards=torch.zeros(4),
+                 group_size=2)  # fmt: skip
+    b = pack(ro, 0, "cpu")
+    assert b.shared_len == k and b.prompt_len == k + 3
+    assert b.input_ids[:, :k].tolist() == [common] * 4
+    assert b.input_ids[2, k:].tolist() == [0, 0, 50, 6, 6, 6]
+    assert b.attention_mask[2].tolist() == [True] * k + [False, False] + [True] * 4
+    # No common prefix worth sharing: plain left padding.
+    short = Rollout(examples=[{}, {}], prompt_ids=[[1, 2, 3], [1, 2]], completion_ids=comps,
+                    texts=[""] * 4, finish_reasons=["stop"] * 4, scores=[{}] * 4,
+                    rewards=torch.zeros(4), group_size=2)  # fmt: skip
+    assert pack(short, 0, "cpu").shared_len == 0
 
 
 def _trainer(tmp_path, name: str, **changes) -> Trainer:
