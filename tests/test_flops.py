@@ -1,7 +1,6 @@
 """model.flops: the analytic FLOP counts against torch's own counter and brute-force sums."""
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from model import ModelConfig, Transformer, generate
 from model.flops import (
@@ -18,6 +17,10 @@ CFG = ModelConfig(vocab_size=97, hidden_size=48, intermediate_size=80, num_layer
 
 
 def counted(fn) -> dict[str, int]:
+    # Imported here, not at the top: it imports triton, which must not be imported
+    # before tests/test_kernels.py sets TRITON_INTERPRET=1 at collection.
+    from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as fc:
         fn()
     return {str(k): v for k, v in fc.get_flop_counts()["Global"].items()}
