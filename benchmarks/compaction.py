@@ -27,17 +27,20 @@ from grpo.tasks import get_task  # noqa: E402
 from model import Tokenizer, generate, load_pretrained  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base", default="assets/demo-countdown-base", help="checkpoint folder")
-    p.add_argument("--task", default="countdown", help="addition or countdown")
+def add_rollout_args(p: argparse.ArgumentParser, base: str, task: str, max_new: int) -> None:
+    """The flags of a rollout-shaped benchmark (also used by compile_decode.py)."""
+    p.add_argument("--base", default=base, help="checkpoint folder")
+    p.add_argument("--task", default=task, help="addition or countdown")
     p.add_argument("--prompts", type=int, default=16, help="B prompts")
     p.add_argument("--group-size", type=int, default=8, help="G samples per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=480)
+    p.add_argument("--max-new-tokens", type=int, default=max_new)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
+
+
+def rollout_setup(a: argparse.Namespace):
+    """(model, tokenizer, prompts, generate kwargs): the first B held-out prompts, G each."""
     model = load_pretrained(a.base, dtype=torch.float32)
     tok = Tokenizer.from_dir(a.base)
     task = get_task(a.task, template=TEMPLATE)
@@ -45,6 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     kw = dict(max_new_tokens=a.max_new_tokens, num_samples=a.group_size,
               temperature=a.temperature, eos_ids=tok.eos_ids, stop_strings=["</answer>"],
               tokenizer=tok, pad_id=tok.pad_id, seed=a.seed)  # fmt: skip
+    return model, tok, prompts, kw
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_rollout_args(p, "assets/demo-countdown-base", "countdown", 480)
+    a = p.parse_args(argv)
+    model, tok, prompts, kw = rollout_setup(a)
     best = {True: float("inf"), False: float("inf")}
     outs = {}
     for r in range(a.repeats):

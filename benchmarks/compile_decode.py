@@ -22,28 +22,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grpo.bases.common import TEMPLATE  # noqa: E402
-from grpo.tasks import get_task  # noqa: E402
-from model import Tokenizer, generate, load_pretrained  # noqa: E402
+from compaction import add_rollout_args, rollout_setup  # noqa: E402
+
+from model import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base", default="assets/demo-base", help="checkpoint folder")
-    p.add_argument("--task", default="addition", help="addition or countdown")
-    p.add_argument("--prompts", type=int, default=16, help="B prompts")
-    p.add_argument("--group-size", type=int, default=8, help="G samples per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=3)
+    add_rollout_args(p, "assets/demo-base", "addition", 128)
     a = p.parse_args(argv)
-    model = load_pretrained(a.base, dtype=torch.float32)
-    tok = Tokenizer.from_dir(a.base)
-    task = get_task(a.task, template=TEMPLATE)
-    prompts = [tok.encode(task.prompt(ex)) for ex in task.heldout(a.prompts)]
-    kw = dict(max_new_tokens=a.max_new_tokens, num_samples=a.group_size, temperature=1.0,
-              eos_ids=tok.eos_ids, stop_strings=["</answer>"], tokenizer=tok,
-              pad_id=tok.pad_id, seed=0)  # fmt: skip
+    model, _tok, prompts, kw = rollout_setup(a)
 
     def timed() -> tuple[float, torch.Tensor]:
         t0 = time.perf_counter()

@@ -8,7 +8,9 @@ Shape legend: B questions, G samples per question, N = B*G completions,
 P padded prompt length, Tc longest completion, H hidden, V vocab.
 
 Batch layout: each row is [left-padded prompt | completion | right padding],
-so every completion starts at column P. The logits that predict completion
+so every completion starts at column P. When all prompts start with the same
+tokens (the template's instructions), those come first in every row and the
+rest of each prompt is left-padded after them (see pack). The logits that predict completion
 token t come from the hidden state at column P + t - 1.
 """
 
