@@ -8,11 +8,12 @@ verifier (BEYOND_ZERO.md sections 2-4):
     score(prefixes)   -> list[float]     # a verifier's value of each prefix (PRM, ORM, rule)
 
 A prefix is a tuple of steps (strings); a step is finished when it carries
-the answer. Nothing here samples or runs a model.
+the answer. Only PolicySteps (the policy as `expand`) runs a model.
 
     weighted_vote(keys, scores)                      # weighted best-of-N (majority if all 1)
     beam_search(expand, score, width=4, k=4)         # keep the W best prefixes by score
     mcts(expand, evaluate, simulations=32, k=4)      # UCT or PUCT selection, backup of values
+    expand = PolicySteps(policy, tok, prompt, delimiters=(", ",))   # steps from the policy
 
 Determinism: ties are broken by order (the earlier candidate or child wins),
 and nothing here draws random numbers; `expand` and `evaluate` own the
@@ -24,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+
+from model import generate
 
 Prefix = tuple[str, ...]
 
@@ -181,3 +184,48 @@ def mcts(
         if node.finished:
             break
     return root, node.prefix
+
+
+# ---------------------------------------------------------------------- the policy as expand()
+class PolicySteps:
+    """`expand` for beam_search and mcts: k next steps sampled from the policy.
+
+    A step is the text the policy writes after prompt + prefix, up to and
+    including the first step delimiter (the addition scratchpad's ", "), or up
+    to the end of the answer. A step that does not end with a delimiter is
+    finished (the answer, EOS, or `max_step_tokens` reached). Identical
+    samples are merged into one step; a step's prior is its probability under
+    the policy, exp(sum of its tokens' log-probs at `temperature`). The text is
+    re-tokenised at every call, as text-level step search does. Call j uses
+    seed + j, so a search is deterministic given its seed. `tokens` counts the
+    policy tokens generated, for compute accounting.
+    """
+
+    def __init__(
+        self, policy, tok, prompt: str, delimiters: Sequence[str] = (", ",),
+        answer_end: str = "</answer>", max_step_tokens: int = 48, temperature: float = 1.0,
+        seed: int = 0,
+    ) -> None:  # fmt: skip
+        if not delimiters or any(not d for d in delimiters):
+            raise ValueError("PolicySteps needs at least one non-empty step delimiter")
+        self.policy, self.tok, self.prompt = policy, tok, prompt
+        self.delimiters, self.answer_end = tuple(delimiters), answer_end
+        self.max_step_tokens, self.temperature, self.seed = max_step_tokens, temperature, seed
+        self.calls = 0
+        self.tokens = 0
+
+    def __call__(self, prefix: Prefix, k: int) -> list[Step]:
+        ids = self.tok.encode(self.prompt + "".join(prefix))
+        out = generate(
+            self.policy, [ids], max_new_tokens=self.max_step_tokens, num_samples=k,
+            temperature=self.temperature, eos_ids=self.tok.eos_ids,
+            stop_strings=[*self.delimiters, self.answer_end], tokenizer=self.tok,
+            pad_id=self.tok.pad_id, seed=self.seed + self.calls, return_logprobs=True,
+        )  # fmt: skip
+        self.calls += 1
+        self.tokens += int(out.lengths.sum())
+        merged: dict[str, float] = {}
+        for row, n, lp in zip(out.tokens, out.lengths.tolist(), out.logprobs):
+            text = self.tok.decode(row[:n].tolist())
+            merged.setdefault(text, math.exp(float(lp[:n].sum())))
+        return [Step(t, p, not t.endswith(self.delimiters)) for t, p in merged.items()]

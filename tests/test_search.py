@@ -154,3 +154,40 @@ def test_bad_budgets():
         beam_search(expand, prm, width=0, k=2)
     with pytest.raises(ValueError):
         mcts(expand, value, simulations=0, k=2)
+
+
+@pytest.fixture(scope="module")
+def addition_base():
+    import torch
+
+    from grpo.bases.common import TEMPLATE
+    from grpo.tasks import get_task
+    from model import Tokenizer, load_pretrained
+
+    path = "assets/demo-base"
+    task = get_task("addition", template=TEMPLATE)
+    return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task
+
+
+def test_policy_steps_end_at_a_delimiter_or_finish(addition_base):
+    from grpo.search import PolicySteps
+
+    model, tok, task = addition_base
+    prompt = task.prompt(task.heldout(1)[0]) + " <think>"  # start inside the scratchpad
+    expand = PolicySteps(model, tok, prompt, delimiters=(", ",), seed=3)
+    steps = expand((), 6)
+    assert 1 <= len(steps) <= 6 and len({s.text for s in steps}) == len(steps)
+    for s in steps:
+        assert s.finished == (not s.text.endswith(", "))
+        assert 0 < s.prior <= 1.0 + 1e-6
+        assert s.text.count(", ") <= 1  # never runs past the first delimiter
+    assert expand.calls == 1 and expand.tokens > 0
+    # The same seed gives the same steps; a step extends the prefix.
+    again = PolicySteps(model, tok, prompt, delimiters=(", ",), seed=3)((), 6)
+    assert [(s.text, s.prior) for s in again] == [(s.text, s.prior) for s in steps]
+    open_steps = [s for s in steps if not s.finished]
+    if open_steps:
+        nxt = expand((open_steps[0].text,), 3)
+        assert nxt and expand.calls == 2
+    with pytest.raises(ValueError, match="delimiter"):
+        PolicySteps(model, tok, prompt, delimiters=())
