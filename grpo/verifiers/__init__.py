@@ -1,0 +1,13 @@
+"""Learned verifiers for test-time search: outcome (ORM) and process (PRM) reward models.
+
+    from grpo.verifiers import Verifier, verifier_loss, label_positions
+    v = Verifier.from_policy(policy, kind="orm")     # the policy's weights + a scalar head
+    logits = v(ids, mask)                            # (B, T): one logit of P(correct) per token
+    loss = verifier_loss(logits, labels, label_mask) # BCE at the labelled tokens only
+
+See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
+"""
+
+from grpo.verifiers.model import Verifier, label_positions, verifier_loss
+
+__all__ = ["Verifier", "label_positions", "verifier_loss"]

@@ -1,0 +1,70 @@
+"""grpo.verifiers: the head, the masked (weighted) BCE, and where labels are read."""
+
+import math
+
+import pytest
+import torch
+
+from grpo.verifiers import Verifier, label_positions, verifier_loss
+from model import ModelConfig, Tokenizer, Transformer
+
+
+def test_loss_on_hand_made_values():
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 3.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.25, 1.0]])
+    mask = torch.tensor([[True, False], [True, True]])
+    # By hand: BCE(0, 1) = ln 2; BCE(-1, 0.25) = -(0.25 ln s(-1) + 0.75 ln(1 - s(-1)));
+    # BCE(3, 1) = ln(1 + e^-3). Position (0, 1) is masked out.
+    s = 1 / (1 + math.exp(1))
+    b00, b10 = math.log(2), -(0.25 * math.log(s) + 0.75 * math.log(1 - s))
+    b11 = math.log(1 + math.exp(-3))
+    assert verifier_loss(logits, labels, mask).item() == pytest.approx((b00 + b10 + b11) / 3)
+    # pos_weight 2 doubles the weight of the labels >= 0.5 (here (0,0) and (1,1)).
+    weighted = (2 * b00 + b10 + 2 * b11) / 5
+    assert verifier_loss(logits, labels, mask, pos_weight=2.0).item() == pytest.approx(weighted)
+    assert weighted == pytest.approx(0.409346, abs=1e-6)
+
+
+def test_masked_tokens_get_no_gradient_and_an_empty_mask_gives_zero():
+    logits = torch.randn(3, 4, requires_grad=True)
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[1, 2] = True
+    verifier_loss(logits, torch.ones(3, 4), mask).backward()
+    nonzero = logits.grad.nonzero().tolist()
+    assert nonzero == [[1, 2]]
+    # d/dz BCE(z, 1) = sigmoid(z) - 1
+    assert logits.grad[1, 2].item() == pytest.approx(torch.sigmoid(logits[1, 2]).item() - 1)
+    assert verifier_loss(logits, torch.ones(3, 4), torch.zeros(3, 4, dtype=torch.bool)) == 0
+    with pytest.raises(ValueError, match="shapes differ"):
+        verifier_loss(logits, torch.ones(3, 5), mask)
+
+
+def test_head_starts_at_one_half_and_reads_every_token():
+    cfg = ModelConfig(vocab_size=50, hidden_size=16, intermediate_size=24, num_layers=2,
+                      num_heads=2, num_kv_heads=1, head_dim=8)  # fmt: skip
+    policy = Transformer(cfg).init_weights(seed=1)
+    v = Verifier.from_policy(policy, "prm")
+    ids = torch.randint(0, 50, (2, 7))
+    out = v(ids, torch.ones(2, 7, dtype=torch.bool))
+    assert out.shape == (2, 7) and torch.all(out == 0)  # zero-initialised head: P = 0.5
+    # The backbone is a copy: training it leaves the policy as it was.
+    with torch.no_grad():
+        next(v.backbone.parameters()).add_(1.0)
+    assert not torch.equal(next(v.backbone.parameters()), next(policy.parameters()))
+    with pytest.raises(ValueError, match="unknown verifier kind"):
+        Verifier(policy, "value")
+
+
+def test_label_positions_are_the_last_token_of_each_step():
+    tok = Tokenizer.from_dir("assets/demo-base")
+    prompt = "User: What is 305 + 718. Assistant:"
+    steps = [" <think> 305 + 718: 5+8+0=13:3, ", "0+1+1=2:23, ", "3+7+0=10:023, ",
+             "0+0+1=1:1023 </think> <answer>1023</answer>"]  # fmt: skip
+    ids, ends = label_positions(tok, prompt, steps)
+    assert ids == tok.encode(prompt + "".join(steps))
+    assert ends == sorted(ends) and ends[-1] == len(ids) - 1
+    for k, e in enumerate(ends):
+        text = prompt + "".join(steps[: k + 1])
+        assert tok.decode(ids[: e + 1]) == text  # the step ends exactly at that token
+    with pytest.raises(ValueError, match="empty step"):
+        label_positions(tok, prompt, ["a", ""])
