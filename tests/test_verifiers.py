@@ -68,3 +68,40 @@ def test_label_positions_are_the_last_token_of_each_step():
         assert tok.decode(ids[: e + 1]) == text  # the step ends exactly at that token
     with pytest.raises(ValueError, match="empty step"):
         label_positions(tok, prompt, ["a", ""])
+
+
+def test_split_steps():
+    from grpo.verifiers.labels import split_steps
+
+    assert split_steps("a, b, c") == ["a, ", "b, ", "c"]
+    assert split_steps("a, b, ") == ["a, ", "b, "]
+    assert split_steps("abc") == ["abc"] and split_steps("") == []
+    assert split_steps("x; y, z", (", ", "; ")) == ["x; ", "y, ", "z"]
+    text = " <think> 305 + 718: 5+8+0=13:3, 0+1+1=2:23 </think> <answer>23</answer>"
+    assert "".join(split_steps(text)) == text and len(split_steps(text)) == 2
+    with pytest.raises(ValueError):
+        split_steps("a", ())
+
+
+def test_mc_step_labels_on_a_toy_policy():
+    from grpo.verifiers.labels import mc_step_labels
+
+    # The right answer is "42". The toy policy's continuations after each prefix are fixed:
+    # after "A" half of them recover, after "A B" none do (step B is the mistake).
+    continuations = {"A": ["42", "41", "42", "40"], "A B": ["40", "41", "43", "44"]}
+    calls = []
+
+    def continue_from(prefix, n):
+        calls.append((prefix, n))
+        return continuations[prefix][:n]
+
+    hard, soft = mc_step_labels(["A", " B", " 43"], continue_from, lambda t: t.endswith("42"), 4)
+    assert hard == [1.0, 0.0, 0.0]
+    assert soft == [0.5, 0.0, 0.0]
+    assert calls == [("A", 4), ("A B", 4)]  # the last step is graded, not continued
+    # Under-sampling: with n = 1 a good prefix whose one rollout fails is labelled bad.
+    hard1, _ = mc_step_labels(["A", " B", " 42"], lambda p, n: ["41"] * n,
+                              lambda t: t.endswith("42"), 1)  # fmt: skip
+    assert hard1 == [0.0, 0.0, 1.0]
+    with pytest.raises(ValueError):
+        mc_step_labels(["A"], continue_from, lambda t: True, 0)
