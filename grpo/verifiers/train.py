@@ -1,0 +1,291 @@
+"""Train an outcome (ORM) or process (PRM) reward model on the policy's own samples.
+
+    python -m grpo.verifiers train --policy demo --task addition --kind orm --out runs/orm
+    python -m grpo.verifiers train --policy runs/addition-x --task addition --kind prm \\
+        --questions 200 --samples 8 --rollouts 4 --out runs/prm
+
+1. Sample `--samples` completions (temperature 1) for each of the first
+   `--questions` questions of the task's train stream (never held-out ones).
+2. Label them. ORM: 1 if the final answer is right (the task's rule), read at
+   the completion's last token. PRM: the completion is cut into steps at the
+   task's delimiter (addition: the scratchpad's ", "); each step prefix gets
+   Math-Shepherd's hard label from `--rollouts` continuations sampled from it
+   (grpo/verifiers/labels.py), read at the step's last token.
+3. Train a copy of the policy with a scalar head (grpo/verifiers/model.py)
+   with the masked BCE, `pos_weight` = negatives / positives (a balanced loss).
+4. Measure it on samples of held-out questions, labelled the same way: the
+   fraction of labels it predicts (P > 0.5), against always predicting the
+   more frequent label.
+5. Write `--out`: the backbone in Hugging Face layout (config.json,
+   model.safetensors, tokenizer), `verifier_head.safetensors` and
+   `verifier.json` (kind, settings, label counts, measurements). The folder
+   is written under a temporary name and renamed when complete.
+
+Load it with `load_verifier(path)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STEP_DELIMITERS = {"addition": (", ",)}  # tasks whose steps a PRM can be trained on
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grpo.config import OneLineErrorParser
+
+    p = OneLineErrorParser(prog="python -m grpo.verifiers train",
+                           description=__doc__.split("\n\n")[0])  # fmt: skip
+    p.add_argument("--policy", required=True,
+                   help="checkpoint or run folder, or demo (the task's demo base)")  # fmt: skip
+    p.add_argument("--task", default="addition", help="addition or countdown (ORM only)")
+    p.add_argument("--kind", required=True, choices=["orm", "prm"])
+    p.add_argument("--out", required=True, help="folder to write (must not exist yet)")
+    p.add_argument("--template", default="r1zero", help="prompt template of the policy")
+    p.add_argument("--questions", type=int, default=200, help="training questions")
+    p.add_argument("--heldout", type=int, default=50, help="held-out questions for the check")
+    p.add_argument("--samples", type=int, default=8, help="completions per question")
+    p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    return p
+
+
+def check_args(a: argparse.Namespace) -> None:
+    for name in ("questions", "heldout", "samples", "rollouts", "max_new_tokens", "epochs",
+                 "batch_size"):  # fmt: skip
+        if getattr(a, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
+    if not a.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {a.lr}")
+    if a.kind == "prm" and a.task not in STEP_DELIMITERS:
+        raise ValueError(f"--kind prm needs a task with step delimiters "
+                         f"({', '.join(STEP_DELIMITERS)}); {a.task} has none yet")  # fmt: skip
+    out = Path(a.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} exists and is not an empty folder")
+
+
+def load_policy_and_task(a: argparse.Namespace):
+    from grpo.bases import BASES, demo_base_name, ensure_base
+    from grpo.checkpoint import resolve_model_path
+    from grpo.tasks import get_task
+    from model import Tokenizer, load_pretrained
+
+    name = demo_base_name(a.policy, a.task)
+    path = ensure_base(name) if name in BASES else resolve_model_path(a.policy)
+    task = get_task(a.task, seed=a.seed, template=a.template)
+    return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task, path
+
+
+def sample(policy, tok, task, examples, n, max_new, seed, log, what) -> list[tuple]:
+    """(example, prompt, completion, correct) for n completions of each example."""
+    from model import generate
+
+    rows, chunk = [], max(1, 256 // n)
+    for c0 in range(0, len(examples), chunk):
+        exs = examples[c0 : c0 + chunk]
+        prompts = [task.prompt(ex) for ex in exs]
+        out = generate(policy, tok.encode_batch(prompts), max_new_tokens=max_new, num_samples=n,
+                       temperature=1.0, eos_ids=tok.eos_ids, stop_strings=["</answer>"],
+                       tokenizer=tok, pad_id=tok.pad_id, seed=seed + c0)  # fmt: skip
+        for i, text in enumerate(tok.decode_batch(out.completions())):
+            ex = exs[i // n]
+            rows.append((ex, prompts[i // n], text, task.score(text, ex)["accuracy"] == 1.0))
+        log(f"{what}: sampled {min(c0 + chunk, len(examples))}/{len(examples)} questions")
+    return rows
+
+
+def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what) -> list[dict]:
+    """One training record per completion: token ids, label positions and labels."""
+    from grpo.verifiers.labels import mc_step_labels, split_steps
+    from grpo.verifiers.model import label_positions
+    from model import generate
+
+    records = []
+    for j, (ex, prompt, text, correct) in enumerate(rows):
+        if not text:
+            continue
+        steps = split_steps(text, STEP_DELIMITERS[task.name]) if kind == "prm" else [text]
+        if kind == "prm" and len(steps) > 1:
+            prefixes = [prompt + "".join(steps[: k + 1]) for k in range(len(steps) - 1)]
+            out = generate(policy, tok.encode_batch(prefixes), max_new_tokens=max_new,
+                           num_samples=rollouts, temperature=1.0, eos_ids=tok.eos_ids,
+                           stop_strings=["</answer>"], tokenizer=tok, pad_id=tok.pad_id,
+                           seed=seed + 7919 * j)  # fmt: skip
+            conts = tok.decode_batch(out.completions())
+            by_prefix = {p[len(prompt):]: conts[i * rollouts : (i + 1) * rollouts]
+                         for i, p in enumerate(prefixes)}  # fmt: skip
+            labels, _soft = mc_step_labels(
+                steps, lambda p, n, by_prefix=by_prefix: by_prefix[p][:n],
+                lambda t, ex=ex: task.score(t, ex)["accuracy"] == 1.0, rollouts,
+            )  # fmt: skip
+        else:
+            labels = [float(correct)] * len(steps)
+        ids, ends = label_positions(tok, prompt, steps)
+        if kind == "orm":
+            ends, labels = ends[-1:], labels[-1:]
+        records.append({"ids": ids, "positions": ends, "labels": labels})
+        if (j + 1) % 64 == 0 or j + 1 == len(rows):
+            log(f"{what}: labelled {j + 1}/{len(rows)} completions")
+    return records
+
+
+def batches(records: list[dict], size: int, pad_id: int, order: list[int]):
+    """(ids, mask, labels, label_mask) tensors, right-padded, in `order`."""
+    for b0 in range(0, len(order), size):
+        recs = [records[i] for i in order[b0 : b0 + size]]
+        T = max(len(r["ids"]) for r in recs)
+        ids = torch.full((len(recs), T), pad_id, dtype=torch.long)
+        mask = torch.zeros(len(recs), T, dtype=torch.bool)
+        labels = torch.zeros(len(recs), T)
+        lmask = torch.zeros(len(recs), T, dtype=torch.bool)
+        for i, r in enumerate(recs):
+            ids[i, : len(r["ids"])] = torch.tensor(r["ids"])
+            mask[i, : len(r["ids"])] = True
+            labels[i, r["positions"]] = torch.tensor(r["labels"])
+            lmask[i, r["positions"]] = True
+        yield ids, mask, labels, lmask
+
+
+@torch.no_grad()
+def label_accuracy(verifier, records, batch_size, pad_id) -> dict[str, float]:
+    """Fraction of labels predicted (P > 0.5 vs label >= 0.5), and the majority baseline."""
+    verifier.eval()
+    right = total = positives = 0
+    for ids, mask, labels, lmask in batches(records, batch_size, pad_id, list(range(len(records)))):
+        pred = verifier(ids, mask) > 0
+        truth = labels >= 0.5
+        right += int(((pred == truth) & lmask).sum())
+        total += int(lmask.sum())
+        positives += int((truth & lmask).sum())
+    verifier.train()
+    base = max(positives, total - positives) / max(total, 1)
+    return {"label_accuracy": right / max(total, 1), "majority_baseline": base,
+            "labels": total, "positive_labels": positives}  # fmt: skip
+
+
+def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
+    from grpo.verifiers.model import Verifier, verifier_loss
+
+    check_args(a)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    policy, tok, task, path = load_policy_and_task(a)
+    log(f"policy {path}; task {a.task}; {a.kind.upper()} from {a.questions} questions x "
+        f"{a.samples} samples")  # fmt: skip
+    train_ex = [task.train_example(i) for i in range(a.questions)]
+    rows = sample(policy, tok, task, train_ex, a.samples, a.max_new_tokens, a.seed, log, "train")
+    records = label(rows, a.kind, policy, tok, task, a.rollouts, a.max_new_tokens, a.seed, log,
+                    "train")  # fmt: skip
+    held_rows = sample(policy, tok, task, task.heldout(a.heldout), a.samples, a.max_new_tokens,
+                       a.seed + 1, log, "held-out")  # fmt: skip
+    held = label(held_rows, a.kind, policy, tok, task, a.rollouts, a.max_new_tokens, a.seed + 1,
+                 log, "held-out")  # fmt: skip
+    if not records:
+        raise ValueError("the policy produced no non-empty completions to learn from")
+    n_pos = sum(sum(1 for y in r["labels"] if y >= 0.5) for r in records)
+    n_all = sum(len(r["labels"]) for r in records)
+    if n_pos in (0, n_all):
+        raise ValueError(f"all {n_all} training labels are {int(n_pos > 0)}: nothing to learn "
+                         "(try more --questions or --samples)")  # fmt: skip
+    pos_weight = (n_all - n_pos) / n_pos
+    torch.manual_seed(a.seed)
+    verifier = Verifier.from_policy(policy, a.kind).train()
+    del policy
+    opt = torch.optim.AdamW(verifier.parameters(), lr=a.lr, weight_decay=0.0)
+    rng = random.Random(a.seed)
+    before = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
+    losses = []
+    for epoch in range(1, a.epochs + 1):
+        order = list(range(len(records)))
+        rng.shuffle(order)
+        total = 0.0
+        for ids, mask, labels, lmask in batches(records, a.batch_size, tok.pad_id, order):
+            loss = verifier_loss(verifier(ids, mask), labels, lmask, pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(ids)
+        losses.append(total / len(records))
+        m = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
+        log(f"epoch {epoch}/{a.epochs}: loss {losses[-1]:.4f}; held-out label accuracy "
+            f"{m['label_accuracy']:.3f} (always the majority label: "
+            f"{m['majority_baseline']:.3f})")  # fmt: skip
+    meta = {
+        "kind": a.kind, "task": a.task, "template": a.template, "policy": str(path),
+        "settings": {k: v for k, v in vars(a).items() if k not in ("out", "policy")},
+        "train_labels": n_all, "train_positive_labels": n_pos, "pos_weight": pos_weight,
+        "losses": losses, "heldout_before": before,
+        "heldout": label_accuracy(verifier, held, a.batch_size, tok.pad_id),
+        "seconds": time.perf_counter() - t0,
+    }  # fmt: skip
+    save_verifier(verifier, tok, Path(a.out), meta)
+    log(f"verifier written to {a.out} ({meta['seconds']:.0f} s)")
+    return meta
+
+
+def save_verifier(verifier, tok, out: Path, meta: dict) -> None:
+    """Write the folder under a temporary name, then rename it to `out`."""
+    from safetensors.torch import save_file
+
+    from model import save_pretrained
+
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        save_pretrained(verifier.backbone, tmp, tok)
+        save_file({k: v.detach().contiguous().cpu() for k, v in verifier.head.state_dict().items()},
+                  str(tmp / "verifier_head.safetensors"))  # fmt: skip
+        (tmp / "verifier.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if out.exists():
+            out.rmdir()  # checked empty before the run
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_verifier(path: str | Path):
+    """(Verifier, Tokenizer, verifier.json) from a folder written by `train`."""
+    from safetensors.torch import load_file
+
+    from grpo.verifiers.model import Verifier
+    from model import Tokenizer, load_pretrained
+
+    path = Path(path)
+    if not (path / "verifier.json").is_file():
+        raise FileNotFoundError(f"{path}: not a verifier folder (no verifier.json)")
+    meta = json.loads((path / "verifier.json").read_text())
+    v = Verifier(load_pretrained(path, dtype=torch.float32), meta["kind"])
+    v.head.load_state_dict(load_file(str(path / "verifier_head.safetensors")))
+    return v.eval(), Tokenizer.from_dir(path), meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    from model.checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        train(args)
+    except (ValueError, OSError, CheckpointError) as e:
+        print(f"grpo.verifiers train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grpo.verifiers train: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
