@@ -15,6 +15,13 @@ and best-of-k with the rule-based reward as the outcome reward model. Prints
 a table and writes JSON (--json; default: in the run folder for a run's
 checkpoint, else in runs/eval/).
 
+With --strategy (majority, best_of_n, weighted_best_of_n, beam, mcts), each
+question is searched against --verifier (rule, or a folder from
+`python -m grpo.verifiers train`), and the JSON records the accuracy and the
+policy and verifier tokens per question (grpo/strategies.py):
+
+    python eval.py --model demo --n 100 --strategy beam --beam-width 4 --expand 4
+
 Every flag, the model path and the output path are checked before the model
 is loaded; held-out questions whose prompt plus the token budget exceed the
 model's context are skipped, with a count.
@@ -85,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     from grpo.tasks import available_tasks
     from grpo.templates import TEMPLATES
 
+    STRATEGIES = ("majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
+
     pos_int = _number(int, 1, ">= 1")
     ap = OneLineErrorParser(prog="eval.py", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True,
@@ -122,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json",
                     help="where to write the results (default: in the run folder for a run's "
                          "checkpoint, else in runs/eval/)")  # fmt: skip
+    # Search against verifiers (grpo/strategies.py), one question at a time.
+    ap.add_argument("--strategy", type=_one_of(list(STRATEGIES)), default=None,
+                    help="search per question: majority, best_of_n, weighted_best_of_n (over "
+                         "--samples samples), beam (--beam-width, --expand), mcts "
+                         "(--simulations, --expand); default: plain sampling, as above")
+    ap.add_argument("--verifier", default="rule",
+                    help="scores for --strategy: rule (the task's reward, an oracle) or a "
+                         "folder from python -m grpo.verifiers train (default: rule)")
+    ap.add_argument("--beam-width", type=pos_int, default=4, help="beams kept (default: 4)")
+    ap.add_argument("--expand", type=pos_int, default=4,
+                    help="sampled next steps per beam or tree node (default: 4)")
+    ap.add_argument("--simulations", type=pos_int, default=16,
+                    help="MCTS simulations per question (default: 16)")  # fmt: skip
     return ap
 
 
@@ -276,12 +298,16 @@ def run(args) -> int:
     s, line = resolve_settings(args, run_cfg, source, origin)
     print(line)
     task_name, max_new, k = s["task"], s["max_new_tokens"], args.samples
+    args.max_new = max_new
 
     default = f"eval-{task_name}-step{path.name.removeprefix('step_')}-k{k}.json"
     if run_dir is None:
         default = f"eval-{task_name}-{path.name}-k{k}.json"
+    if args.strategy:
+        default = default.removesuffix(".json") + f"-{args.strategy}-{verifier_name(args)}.json"
     out = Path(args.json) if args.json else (run_dir or Path("runs") / "eval") / default
     check_output_path(out)
+    check_strategy(args, task_name)
 
     opts: dict[str, Any] = {"template": s["template"], "format_weight": s["format_weight"],
                             "accuracy_weight": s["accuracy_weight"]}  # fmt: skip
@@ -317,6 +343,8 @@ def run(args) -> int:
     autocast = None
     if device.type == "cuda":
         autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    if args.strategy:
+        return run_strategies(args, model, tok, task, examples, path, out, note)
     bar = Progress("eval", total=len(examples), log=note, unit="questions")
     t0 = time.perf_counter()
     res = evaluate(
@@ -353,6 +381,76 @@ def run(args) -> int:
         note(f"eval.py: error: could not write {out} ({e.strerror or e}); "
              "the results are printed above")
         return 1
+    print(f"wrote {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- strategies
+def verifier_name(args) -> str:
+    return "rule" if args.verifier == "rule" else Path(args.verifier).name
+
+
+def check_strategy(args, task_name: str) -> None:
+    """--strategy and --verifier, before the model is loaded."""
+    from grpo.verifiers.train import STEP_DELIMITERS
+
+    if not args.strategy:
+        return
+    if args.strategy in ("beam", "mcts") and task_name not in STEP_DELIMITERS:
+        raise ValueError(f"--strategy {args.strategy} needs a task with reasoning steps "
+                         f"({', '.join(STEP_DELIMITERS)}); {task_name} has none yet")  # fmt: skip
+    if args.verifier != "rule" and not (Path(args.verifier) / "verifier.json").is_file():
+        raise ValueError(f"--verifier {args.verifier}: not rule, and not a folder written by "
+                         "python -m grpo.verifiers train (no verifier.json)")  # fmt: skip
+
+
+def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
+    """One strategy on every question; accuracy and compute per question, to JSON."""
+    from grpo.progress import Progress
+    from grpo.strategies import RuleScorer, VerifierScorer, run_strategy
+    from grpo.verifiers.train import STEP_DELIMITERS, load_verifier
+    from model.checkpoint import write_json_atomic
+
+    verifier = kind = None
+    if args.verifier != "rule":
+        verifier, vtok, meta = load_verifier(args.verifier)
+        if vtok.vocab_size != tok.vocab_size or vtok.eos_ids != tok.eos_ids:
+            raise ValueError(f"--verifier {args.verifier}: its tokenizer differs from the model's")
+        verifier, kind = verifier.to(next(model.parameters()).device), meta["kind"]
+    budget = {"beam": args.beam_width * args.expand, "mcts": args.simulations}.get(
+        args.strategy, args.samples)  # fmt: skip
+    bar = Progress(f"eval {args.strategy}", total=len(examples), log=note, unit="questions")
+    t0 = time.perf_counter()
+    right = policy_tokens = verifier_tokens = 0
+    for i, ex in enumerate(examples):
+        scorer = (RuleScorer(task, ex) if verifier is None
+                  else VerifierScorer(verifier, tok, task.prompt(ex)))  # fmt: skip
+        r = run_strategy(
+            args.strategy, model, tok, task, ex, scorer, n=args.samples, width=args.beam_width,
+            expand=args.expand, simulations=args.simulations, max_new_tokens=args.max_new,
+            delimiters=STEP_DELIMITERS.get(task.name, (", ",)), seed=args.seed + 1009 * i,
+        )  # fmt: skip
+        right += r.correct
+        policy_tokens += r.policy_tokens
+        verifier_tokens += r.verifier_tokens
+        bar.update(i + 1)
+    bar.done()
+    n = len(examples)
+    result = {
+        "model": str(path), "task": task.name, "n": n, "strategy": args.strategy,
+        "verifier": "rule" if verifier is None else kind, "verifier_path": args.verifier,
+        "budget": budget, "samples": args.samples, "beam_width": args.beam_width,
+        "expand": args.expand, "simulations": args.simulations, "seed": args.seed,
+        "max_new_tokens": args.max_new, "accuracy": right / n,
+        "policy_tokens": policy_tokens / n, "verifier_tokens": verifier_tokens / n,
+        "seconds": time.perf_counter() - t0,
+    }  # fmt: skip
+    print(f"{path}  |  {args.strategy}, verifier {result['verifier']}, budget {budget}  |  "
+          f"{n} held-out questions  |  {result['seconds']:.0f}s")  # fmt: skip
+    for name in ("accuracy", "policy_tokens", "verifier_tokens"):
+        print(f"  {name.replace('_', ' ') + ' (per question)' * (name != 'accuracy'):<30}"
+              f"{result[name]:10.3f}")  # fmt: skip
+    write_json_atomic(out, result)
     print(f"wrote {out}")
     return 0
 

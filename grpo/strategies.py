@@ -69,7 +69,8 @@ class VerifierScorer:
         for r, row in enumerate(ids):
             x[r, : len(row)], m[r, : len(row)] = torch.tensor(row), True
         self.tokens += sum(len(i) for i in ids)
-        logits = self.verifier(x, m)
+        dev = next(self.verifier.parameters()).device
+        logits = self.verifier(x.to(dev), m.to(dev)).cpu()
         last = torch.tensor([len(i) - 1 for i in ids])
         return torch.sigmoid(logits[torch.arange(len(ids)), last]).tolist()
 

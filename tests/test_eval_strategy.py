@@ -1,0 +1,83 @@
+"""eval.py --strategy: search against a verifier on the addition demo base, and its errors."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["--model", "demo", "--task", "addition", "--max-new-tokens", "40"]
+
+
+@pytest.fixture(scope="module")
+def ev():
+    return importlib.import_module("eval")
+
+
+@pytest.fixture(scope="module")
+def zero_orm(tmp_path_factory) -> Path:
+    """A verifier folder whose head is zero (P = 0.5 everywhere): tests the plumbing."""
+    import torch
+
+    from grpo.verifiers import Verifier
+    from grpo.verifiers.train import save_verifier
+    from model import Tokenizer, load_pretrained
+
+    policy = load_pretrained(ROOT / "assets" / "demo-base", dtype=torch.float32)
+    out = tmp_path_factory.mktemp("v") / "orm"
+    tok = Tokenizer.from_dir(ROOT / "assets" / "demo-base")
+    save_verifier(Verifier.from_policy(policy, "orm"), tok, out, {"kind": "orm"})
+    return out
+
+
+def _run(ev, tmp_path, *flags, name="r.json") -> dict:
+    out = tmp_path / name
+    assert ev.main([*BASE, *flags, "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    res.pop("seconds")
+    return res
+
+
+@pytest.mark.parametrize(
+    "flags, budget",
+    [(["--strategy", "weighted_best_of_n", "--samples", "4"], 4),
+     (["--strategy", "beam", "--beam-width", "2", "--expand", "2"], 4),
+     (["--strategy", "mcts", "--simulations", "4", "--expand", "2"], 4)],
+)  # fmt: skip
+def test_strategy_results_are_deterministic(ev, tmp_path, flags, budget):
+    a = _run(ev, tmp_path, "--n", "3", *flags, name="a.json")
+    b = _run(ev, tmp_path, "--n", "3", *flags, name="b.json")
+    assert a == b
+    assert a["strategy"] == flags[1] and a["budget"] == budget and a["verifier"] == "rule"
+    assert 0 <= a["accuracy"] <= 1 and a["policy_tokens"] > 0 and a["verifier_tokens"] == 0
+    c = _run(ev, tmp_path, "--n", "3", *flags, "--seed", "1", name="c.json")
+    assert c["seed"] == 1
+
+
+def test_a_learned_verifier_reads_tokens(ev, tmp_path, zero_orm):
+    res = _run(ev, tmp_path, "--n", "2", "--strategy", "best_of_n", "--samples", "3",
+               "--verifier", str(zero_orm))  # fmt: skip
+    assert res["verifier"] == "orm" and res["verifier_tokens"] > res["policy_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--task", "countdown", "--strategy", "beam"], "needs a task with reasoning steps"),
+     (["--strategy", "best_of_n", "--verifier", "no/such/verifier"], "not a folder written by"),
+     (["--strategy", "astar"], "--strategy")],
+)  # fmt: skip
+def test_bad_strategy_settings_are_one_line(flags, message, tmp_path):
+    res = subprocess.run(
+        [sys.executable, "eval.py", "--model", "demo", "--n", "2", *flags,
+         "--json", str(tmp_path / "x.json")],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "x.json").exists()
