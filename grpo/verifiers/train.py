@@ -180,6 +180,7 @@ def label_accuracy(verifier, records, batch_size, pad_id) -> dict[str, float]:
 
 
 def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
+    from grpo.progress import Progress
     from grpo.verifiers.model import Verifier, verifier_loss
 
     check_args(a)
@@ -215,13 +216,16 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     for epoch in range(1, a.epochs + 1):
         order = list(range(len(records)))
         rng.shuffle(order)
-        total = 0.0
+        total, done = 0.0, 0
+        bar = Progress(f"epoch {epoch}/{a.epochs}", len(records), log, unit="completions")
         for ids, mask, labels, lmask in batches(records, a.batch_size, tok.pad_id, order):
             loss = verifier_loss(verifier(ids, mask), labels, lmask, pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(ids)
+            done += len(ids)
+            bar.update(done)
         losses.append(total / len(records))
         m = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
         log(f"epoch {epoch}/{a.epochs}: loss {losses[-1]:.4f}; held-out label accuracy "
