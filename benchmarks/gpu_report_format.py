@@ -23,10 +23,13 @@ import json
 import platform
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Dense (not sparse) bf16 tensor-core peaks in TFLOP/s, by a pattern of
 # torch.cuda.get_device_name(); NVL variants differ and are left out on purpose.
@@ -460,3 +463,56 @@ def versions_line(info: dict) -> str:
         f"triton {v('triton')}, transformers {v('transformers')}, trl {v('trl')}, "
         f"liger-kernel {v('liger-kernel')}"
     )
+
+
+# ------------------------------------------------------ environment (the report's header)
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    state = "tracked files modified" if dirty.stdout.strip() else "clean"
+    return f"commit {head.stdout.strip()} ({state})"
+
+
+PROBE = r"""
+import importlib.metadata as md, json, platform
+info = {"python": platform.python_version()}
+for key, names in (("triton", ("triton", "pytorch-triton")), ("transformers", ("transformers",)),
+                   ("trl", ("trl",)), ("liger-kernel", ("liger-kernel", "liger-kernel-nightly"))):
+    for name in names:
+        try:
+            info[key] = md.version(name)
+            break
+        except md.PackageNotFoundError:
+            info[key] = None
+try:
+    import torch
+except Exception as e:
+    info["error"] = f"cannot import torch: {type(e).__name__}: {e}"
+else:
+    info["torch"] = torch.__version__
+    info["cuda_version"] = torch.version.cuda
+    info["cuda"] = torch.cuda.is_available()
+    if info["cuda"]:
+        info["device"] = torch.cuda.get_device_name(0)
+        info["device_count"] = torch.cuda.device_count()
+print(json.dumps(info))
+"""
+
+
+def probe_env() -> dict:
+    """Versions and the CUDA device, from a child Python (this process never imports torch)."""
+    try:
+        p = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
+        return {"error": f"the environment probe failed: {type(e).__name__}: {e}"}
