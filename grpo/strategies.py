@@ -27,6 +27,7 @@ import torch
 
 from grpo.search import PolicySteps, beam_search, mcts, weighted_vote
 from model import generate
+from model.generate import left_pad
 
 STRATEGIES = ("majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
 ANSWER_END = "</answer>"
@@ -63,16 +64,10 @@ class VerifierScorer:
         if not texts:
             return []
         ids = self.tok.encode_batch([self.prompt + t for t in texts])
-        T = max(len(i) for i in ids)
-        x = torch.full((len(ids), T), self.tok.pad_id, dtype=torch.long)
-        m = torch.zeros(len(ids), T, dtype=torch.bool)
-        for r, row in enumerate(ids):
-            x[r, : len(row)], m[r, : len(row)] = torch.tensor(row), True
         self.tokens += sum(len(i) for i in ids)
-        dev = next(self.verifier.parameters()).device
-        logits = self.verifier(x.to(dev), m.to(dev)).cpu()
-        last = torch.tensor([len(i) - 1 for i in ids])
-        return torch.sigmoid(logits[torch.arange(len(ids)), last]).tolist()
+        # Left-padded: every text's last token sits in the last column.
+        x, m = left_pad(ids, self.tok.pad_id, next(self.verifier.parameters()).device)
+        return torch.sigmoid(self.verifier(x, m)[:, -1]).tolist()
 
 
 def _sample(policy, tok, prompt: str, n: int, max_new: int, seed: int) -> tuple[list[str], int]:

@@ -81,3 +81,14 @@ def test_bad_strategy_settings_are_one_line(flags, message, tmp_path):
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in res.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_flag_lists_every_strategy(ev):
+    from grpo.strategies import STRATEGIES
+
+    ap = ev.build_parser()
+    (action,) = [a for a in ap._actions if a.dest == "strategy"]
+    for name in STRATEGIES:
+        assert action.type(name) == name
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--model", "demo", "--strategy", "astar"])

@@ -94,18 +94,15 @@ def load_policy_and_task(a: argparse.Namespace):
 
 def sample(policy, tok, task, examples, n, max_new, seed, log, what) -> list[tuple]:
     """(example, prompt, completion, correct) for n completions of each example."""
-    from model import generate
+    from grpo.rollout import rollout
 
     rows, chunk = [], max(1, 256 // n)
     for c0 in range(0, len(examples), chunk):
         exs = examples[c0 : c0 + chunk]
-        prompts = [task.prompt(ex) for ex in exs]
-        out = generate(policy, tok.encode_batch(prompts), max_new_tokens=max_new, num_samples=n,
-                       temperature=1.0, eos_ids=tok.eos_ids, stop_strings=["</answer>"],
-                       tokenizer=tok, pad_id=tok.pad_id, seed=seed + c0)  # fmt: skip
-        for i, text in enumerate(tok.decode_batch(out.completions())):
-            ex = exs[i // n]
-            rows.append((ex, prompts[i // n], text, task.score(text, ex)["accuracy"] == 1.0))
+        ro = rollout(policy, tok, task, exs, group_size=n, max_new_tokens=max_new,
+                     temperature=1.0, stop_strings=["</answer>"], seed=seed + c0)  # fmt: skip
+        for i, (text, s) in enumerate(zip(ro.texts, ro.scores)):
+            rows.append((exs[i // n], task.prompt(exs[i // n]), text, s["accuracy"] == 1.0))
         log(f"{what}: sampled {min(c0 + chunk, len(examples))}/{len(examples)} questions")
     return rows
 
