@@ -358,9 +358,7 @@ class Trainer:
             perm = torch.randperm(N, generator=g).to(self.device)
             for mb in perm.chunk(cfg.mini_batches):
                 weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
-                for pos in self._micro_batches(
-                    mb, lengths, batch.group, batch.prompt_len, batch.shared_len
-                ):
+                for pos in self._micro_batches(mb, lengths, batch):
                     rows, w = mb[pos], weights[pos]
                     with self.autocast():
                         logp, ent = completion_logprobs(
@@ -392,20 +390,18 @@ class Trainer:
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
 
-    def _micro_batches(
-        self, mb: torch.Tensor, lengths: torch.Tensor, group: torch.Tensor | None, P: int,
-        k: int = 0,
-    ) -> list[torch.Tensor]:  # fmt: skip
+    def _micro_batches(self, mb: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> list:
         """Positions into `mb` of each micro-batch (grpo/microbatch.py).
 
         With share_prompt, cuts are planned against padding, prompts and overhead;
         the unshared oracle cuts the length-sorted rows into equal chunks.
         """
         mbs = self.cfg.micro_batch_size
-        if self.cfg.share_prompt and group is not None:
+        if self.cfg.share_prompt and batch.group is not None:
             # Each distinct prompt costs its own columns; the common prefix is once per cut.
-            cuts = plan_micro_batches(lengths[mb].cpu(), group[mb].cpu(), mbs, P - k,
-                                      OVERHEAD_TOKENS + k)  # fmt: skip
+            k = batch.shared_len
+            cuts = plan_micro_batches(lengths[mb].cpu(), batch.group[mb].cpu(), mbs,
+                                      batch.prompt_len - k, OVERHEAD_TOKENS + k)  # fmt: skip
             return [c.to(mb.device) for c in cuts]
         return list(torch.argsort(lengths[mb], stable=True).split(mbs))
 
