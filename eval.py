@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     from grpo.tasks import available_tasks
     from grpo.templates import TEMPLATES
 
-    STRATEGIES = ("majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
+    STRATEGIES = ("greedy", "sample", "majority", "best_of_n", "weighted_best_of_n", "beam",
+                  "mcts")
 
     pos_int = _number(int, 1, ">= 1")
     ap = OneLineErrorParser(prog="eval.py", description=__doc__.split("\n")[0])
@@ -133,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "checkpoint, else in runs/eval/)")  # fmt: skip
     # Search against verifiers (grpo/strategies.py), one question at a time.
     ap.add_argument("--strategy", type=_one_of(list(STRATEGIES)), default=None,
-                    help="search per question: majority, best_of_n, weighted_best_of_n (over "
-                         "--samples samples), beam (--beam-width, --expand), mcts "
-                         "(--simulations, --expand); default: plain sampling, as above")
+                    help="search per question: greedy, sample (one completion), majority, "
+                         "best_of_n, weighted_best_of_n (over --samples samples), beam "
+                         "(--beam-width, --expand), mcts (--simulations, --expand); default: "
+                         "plain sampling, as above")
     ap.add_argument("--verifier", default="rule",
                     help="scores for --strategy: rule (the task's reward, an oracle) or a "
                          "folder from python -m grpo.verifiers train (default: rule)")
@@ -387,11 +389,16 @@ def run(args) -> int:
 
 # ----------------------------------------------------------------------------- strategies
 def verifier_name(args) -> str:
+    from grpo.strategies import UNSCORED
+
+    if args.strategy in UNSCORED:
+        return "none"
     return "rule" if args.verifier == "rule" else Path(args.verifier).name
 
 
 def check_strategy(args, task_name: str) -> None:
     """--strategy and --verifier, before the model is loaded."""
+    from grpo.strategies import UNSCORED
     from grpo.verifiers.train import STEP_DELIMITERS
 
     if not args.strategy:
@@ -399,7 +406,8 @@ def check_strategy(args, task_name: str) -> None:
     if args.strategy in ("beam", "mcts") and task_name not in STEP_DELIMITERS:
         raise ValueError(f"--strategy {args.strategy} needs a task with reasoning steps "
                          f"({', '.join(STEP_DELIMITERS)}); {task_name} has none yet")  # fmt: skip
-    if args.verifier != "rule" and not (Path(args.verifier) / "verifier.json").is_file():
+    if (args.strategy not in UNSCORED and args.verifier != "rule"
+            and not (Path(args.verifier) / "verifier.json").is_file()):  # fmt: skip
         raise ValueError(f"--verifier {args.verifier}: not rule, and not a folder written by "
                          "python -m grpo.verifiers train (no verifier.json)")  # fmt: skip
 
@@ -407,38 +415,53 @@ def check_strategy(args, task_name: str) -> None:
 def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
     """One strategy on every question; accuracy and compute per question, to JSON."""
     from grpo.progress import Progress
-    from grpo.strategies import RuleScorer, VerifierScorer, run_strategy
+    from grpo.strategies import (
+        QUESTIONS_PER_BATCH,
+        UNSCORED,
+        RuleScorer,
+        VerifierScorer,
+        run_strategy_many,
+    )
     from grpo.verifiers.train import STEP_DELIMITERS, load_verifier
     from model.checkpoint import write_json_atomic
 
-    verifier = kind = None
-    if args.verifier != "rule":
+    verifier, kind = None, "rule"
+    if args.strategy in UNSCORED:
+        kind = "none"
+        if args.verifier != "rule":
+            note(f"note: --strategy {args.strategy} uses no verifier; --verifier is ignored")
+    elif args.verifier != "rule":
         verifier, vtok, meta = load_verifier(args.verifier)
         if vtok.vocab_size != tok.vocab_size or vtok.eos_ids != tok.eos_ids:
             raise ValueError(f"--verifier {args.verifier}: its tokenizer differs from the model's")
         verifier, kind = verifier.to(next(model.parameters()).device), meta["kind"]
-    budget = {"beam": args.beam_width * args.expand, "mcts": args.simulations}.get(
-        args.strategy, args.samples)  # fmt: skip
+    budget = {"beam": args.beam_width * args.expand, "mcts": args.simulations, "greedy": 1,
+              "sample": 1}.get(args.strategy, args.samples)  # fmt: skip
+    if args.strategy in ("greedy", "sample") and args.samples > 1:
+        note(f"note: --strategy {args.strategy} writes one completion per question; "
+             "--samples is ignored")
     bar = Progress(f"eval {args.strategy}", total=len(examples), log=note, unit="questions")
     t0 = time.perf_counter()
     right = policy_tokens = verifier_tokens = 0
-    for i, ex in enumerate(examples):
-        scorer = (RuleScorer(task, ex) if verifier is None
-                  else VerifierScorer(verifier, tok, task.prompt(ex)))  # fmt: skip
-        r = run_strategy(
-            args.strategy, model, tok, task, ex, scorer, n=args.samples, width=args.beam_width,
-            expand=args.expand, simulations=args.simulations, max_new_tokens=args.max_new,
-            delimiters=STEP_DELIMITERS.get(task.name, (", ",)), seed=args.seed + 1009 * i,
-        )  # fmt: skip
-        right += r.correct
-        policy_tokens += r.policy_tokens
-        verifier_tokens += r.verifier_tokens
-        bar.update(i + 1)
+    for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
+        chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
+        scorer = (RuleScorer(task, chunk) if verifier is None
+                  else VerifierScorer(verifier, tok, [task.prompt(ex) for ex in chunk]))  # fmt: skip
+        for r in run_strategy_many(
+            args.strategy, model, tok, task, chunk, scorer, n=args.samples,
+            width=args.beam_width, expand=args.expand, simulations=args.simulations,
+            max_new_tokens=args.max_new, delimiters=STEP_DELIMITERS.get(task.name, (", ",)),
+            seed=args.seed + 1009 * j,
+        ):  # fmt: skip
+            right += r.correct
+            policy_tokens += r.policy_tokens
+            verifier_tokens += r.verifier_tokens
+        bar.update(c0 + len(chunk))
     bar.done()
     n = len(examples)
     result = {
         "model": str(path), "task": task.name, "n": n, "strategy": args.strategy,
-        "verifier": "rule" if verifier is None else kind, "verifier_path": args.verifier,
+        "verifier": kind, "verifier_path": args.verifier,
         "budget": budget, "samples": args.samples, "beam_width": args.beam_width,
         "expand": args.expand, "simulations": args.simulations, "seed": args.seed,
         "max_new_tokens": args.max_new, "accuracy": right / n,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from model import generate
 
 Prefix = tuple[str, ...]
+Request = tuple[int, Prefix]  # (question index, prefix), for the lockstep *_many searches
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def beam_search(
     expand: Callable[[Prefix, int], list[Step]], score: Callable[[list[Prefix]], list[float]],
     width: int, k: int, max_steps: int = 32,
 ) -> list[Beam]:  # fmt: skip
-    """Step-level beam search (BEYOND_ZERO.md section 3).
+    """Step-level beam search (BEYOND_ZERO.md section 3) for one question.
 
     Each round, every unfinished beam is extended by its k sampled next steps;
     the candidates are scored, and the `width` best of (finished beams so far +
@@ -77,22 +78,43 @@ def beam_search(
     push it out. Stops when every kept beam is finished or after `max_steps`
     rounds. Returns the kept beams, best first (ties: earlier first).
     """
+    return beam_search_many(
+        lambda reqs, k: [expand(p, k) for _, p in reqs],
+        lambda reqs: score([p for _, p in reqs]), 1, width, k, max_steps,
+    )[0]  # fmt: skip
+
+
+def beam_search_many(
+    expand: Callable[[list[Request], int], list[list[Step]]],
+    score: Callable[[list[Request]], list[float]], n: int, width: int, k: int,
+    max_steps: int = 32,
+) -> list[list[Beam]]:  # fmt: skip
+    """`beam_search` on n questions in lockstep: one `expand` and one `score` call per round.
+
+    A request is (question index, prefix); expand(requests, k) returns each
+    request's next steps, score(requests) each request's value. Each question's
+    beams evolve exactly as `beam_search` would evolve them alone, given the
+    same steps and scores; batching only lets the policy and the verifier run
+    many prefixes per call.
+    """
     if width < 1 or k < 1:
         raise ValueError(f"width and k must be >= 1, got width={width}, k={k}")
-    beams = [Beam((), 0.0, False)]
+    beams = [[Beam((), 0.0, False)] for _ in range(n)]
     for _ in range(max_steps):
-        open_beams = [b for b in beams if not b.finished]
-        if not open_beams:
+        reqs = [(q, b.prefix) for q in range(n) for b in beams[q] if not b.finished]
+        if not reqs:
             break
-        cands: list[tuple[Prefix, bool]] = []
-        for b in open_beams:
-            cands += [(b.prefix + (s.text,), s.finished) for s in expand(b.prefix, k)]
-        scores = score([p for p, _ in cands]) if cands else []
-        pool = [b for b in beams if b.finished]
-        pool += [Beam(p, float(s), f) for (p, f), s in zip(cands, scores)]
-        # sorted() is stable: among equal scores the earlier (finished first) stays ahead.
-        beams = sorted(pool, key=lambda b: -b.score)[:width]
-    return sorted(beams, key=lambda b: -b.score)
+        cands: list[tuple[int, Prefix, bool]] = []
+        for (q, prefix), steps in zip(reqs, expand(reqs, k)):
+            cands += [(q, prefix + (s.text,), s.finished) for s in steps]
+        scores = score([(q, p) for q, p, _ in cands]) if cands else []
+        pools = [[b for b in beams[q] if b.finished] for q in range(n)]
+        for (q, p, f), s in zip(cands, scores):
+            pools[q].append(Beam(p, float(s), f))
+        for q in {q for q, _ in reqs}:
+            # sorted() is stable: among equal scores the earlier (finished first) stays ahead.
+            beams[q] = sorted(pools[q], key=lambda b: -b.score)[:width]
+    return [sorted(b, key=lambda b: -b.score) for b in beams]
 
 
 # ---------------------------------------------------------------------- MCTS
@@ -153,7 +175,7 @@ def mcts(
     expand: Callable[[Prefix, int], list[Step]], evaluate: Callable[[Prefix], float],
     simulations: int, k: int, rule: str = "uct", c: float = 1.4,
 ) -> tuple[Node, Prefix]:  # fmt: skip
-    """Monte Carlo tree search over steps (BEYOND_ZERO.md section 4).
+    """Monte Carlo tree search over steps (BEYOND_ZERO.md section 4) for one question.
 
     Each simulation selects from the root down to a leaf (UCT or PUCT), expands
     the leaf with k sampled steps (unless it is finished), evaluates the first
@@ -163,27 +185,54 @@ def mcts(
     answer: the most-visited path from the root down to a finished node (ties:
     higher Q, then earlier), or the deepest node reached on that path.
     """
+    return mcts_many(
+        lambda reqs, k: [expand(p, k) for _, p in reqs],
+        lambda reqs: [evaluate(p) for _, p in reqs], 1, simulations, k, rule, c,
+    )[0]  # fmt: skip
+
+
+def mcts_many(
+    expand: Callable[[list[Request], int], list[list[Step]]],
+    evaluate: Callable[[list[Request]], list[float]], n: int, simulations: int, k: int,
+    rule: str = "uct", c: float = 1.4,
+) -> list[tuple[Node, Prefix]]:  # fmt: skip
+    """`mcts` on n questions in lockstep: simulation s of every question runs together,
+    with one `expand` call for all the leaves to expand and one `evaluate` call for
+    all the nodes to value (requests are (question index, prefix), as in
+    `beam_search_many`). Each tree evolves exactly as `mcts` would evolve it alone."""
     if simulations < 1 or k < 1:
         raise ValueError(f"simulations and k must be >= 1, got {simulations} and {k}")
-    root = Node(())
+    if rule not in ("uct", "puct"):
+        raise ValueError(f"unknown selection rule {rule!r}; valid: uct, puct")
+    roots = [Node(()) for _ in range(n)]
     for _ in range(simulations):
-        node = root
-        while node.children:
-            node = select_child(node, rule, c)
-        if not node.finished:
-            steps = expand(node.prefix, k)
+        leaves = []
+        for root in roots:
+            node = root
+            while node.children:
+                node = select_child(node, rule, c)
+            leaves.append(node)
+        grow = [q for q, leaf in enumerate(leaves) if not leaf.finished]
+        new = expand([(q, leaves[q].prefix) for q in grow], k) if grow else []
+        for q, steps in zip(grow, new):
+            node = leaves[q]
             total = sum(s.prior for s in steps) or 1.0
             node.children = [Node(node.prefix + (s.text,), s.prior / total, s.finished, node)
                              for s in steps]  # fmt: skip
             if node.children:
-                node = node.children[0]
-        backup(node, float(evaluate(node.prefix)))
-    node = root
-    while node.children:
-        node = max(node.children, key=lambda ch: (ch.visits, ch.q))
-        if node.finished:
-            break
-    return root, node.prefix
+                leaves[q] = node.children[0]
+        values = evaluate([(q, leaf.prefix) for q, leaf in enumerate(leaves)])
+        for leaf, v in zip(leaves, values):
+            backup(leaf, float(v))
+    out = []
+    for root in roots:
+        node = root
+        while node.children:
+            node = max(node.children, key=lambda ch: (ch.visits, ch.q))
+            if node.finished:
+                break
+        out.append((root, node.prefix))
+    return out
 
 
 # ---------------------------------------------------------------------- the policy as expand()
@@ -196,36 +245,60 @@ class PolicySteps:
     finished (the answer, EOS, or `max_step_tokens` reached). Identical
     samples are merged into one step; a step's prior is its probability under
     the policy, exp(sum of its tokens' log-probs at `temperature`). The text is
-    re-tokenised at every call, as text-level step search does. Call j uses
-    seed + j, so a search is deterministic given its seed. `tokens` counts the
-    policy tokens generated, for compute accounting.
+    re-tokenised at every call, as text-level step search does.
+
+    `prompts` is one prompt (then `expand(prefix, k)` serves `beam_search` and
+    `mcts`) or a list of them (then `expand.many(requests, k)` serves
+    `beam_search_many` and `mcts_many`, with requests (prompt index, prefix)).
+    One `many` call runs the policy on at most `max_rows` rows at a time; the
+    j-th policy call uses seed + j, so a search is deterministic given its seed
+    and its questions. `tokens[q]` counts the policy tokens generated for prompt
+    q, for compute accounting.
     """
 
     def __init__(
-        self, policy, tok, prompt: str, delimiters: Sequence[str] = (", ",),
+        self, policy, tok, prompts: str | Sequence[str], delimiters: Sequence[str] = (", ",),
         answer_end: str = "</answer>", max_step_tokens: int = 48, temperature: float = 1.0,
-        seed: int = 0,
+        seed: int = 0, max_rows: int = 512,
     ) -> None:  # fmt: skip
         if not delimiters or any(not d for d in delimiters):
             raise ValueError("PolicySteps needs at least one non-empty step delimiter")
-        self.policy, self.tok, self.prompt = policy, tok, prompt
+        self.policy, self.tok = policy, tok
+        self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self.delimiters, self.answer_end = tuple(delimiters), answer_end
         self.max_step_tokens, self.temperature, self.seed = max_step_tokens, temperature, seed
+        self.max_rows = max_rows
         self.calls = 0
-        self.tokens = 0
+        self.tokens = [0] * len(self.prompts)
 
     def __call__(self, prefix: Prefix, k: int) -> list[Step]:
-        ids = self.tok.encode(self.prompt + "".join(prefix))
+        if len(self.prompts) != 1:
+            raise ValueError("PolicySteps(prefix, k) needs one prompt; use .many for several")
+        return self.many([(0, prefix)], k)[0]
+
+    def many(self, requests: Sequence[Request], k: int) -> list[list[Step]]:
+        out: list[list[Step]] = []
+        per_call = max(1, self.max_rows // k)
+        for c0 in range(0, len(requests), per_call):
+            out += self._call(requests[c0 : c0 + per_call], k)
+        return out
+
+    def _call(self, requests: Sequence[Request], k: int) -> list[list[Step]]:
+        ids = self.tok.encode_batch([self.prompts[q] + "".join(p) for q, p in requests])
         out = generate(
-            self.policy, [ids], max_new_tokens=self.max_step_tokens, num_samples=k,
+            self.policy, ids, max_new_tokens=self.max_step_tokens, num_samples=k,
             temperature=self.temperature, eos_ids=self.tok.eos_ids,
             stop_strings=[*self.delimiters, self.answer_end], tokenizer=self.tok,
             pad_id=self.tok.pad_id, seed=self.seed + self.calls, return_logprobs=True,
         )  # fmt: skip
         self.calls += 1
-        self.tokens += int(out.lengths.sum())
-        merged: dict[str, float] = {}
-        for row, n, lp in zip(out.tokens, out.lengths.tolist(), out.logprobs):
-            text = self.tok.decode(row[:n].tolist())
-            merged.setdefault(text, math.exp(float(lp[:n].sum())))
-        return [Step(t, p, not t.endswith(self.delimiters)) for t, p in merged.items()]
+        lengths = out.lengths.tolist()
+        texts = self.tok.decode_batch([row[:n].tolist() for row, n in zip(out.tokens, lengths)])
+        result = []
+        for i, (q, _prefix) in enumerate(requests):
+            merged: dict[str, float] = {}
+            for r in range(i * k, (i + 1) * k):
+                self.tokens[q] += lengths[r]
+                merged.setdefault(texts[r], math.exp(float(out.logprobs[r, : lengths[r]].sum())))
+            result.append([Step(t, p, not t.endswith(self.delimiters)) for t, p in merged.items()])
+        return result

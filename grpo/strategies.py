@@ -1,10 +1,13 @@
-"""Test-time strategies for one question, with their compute (BEYOND_ZERO.md sections 1-4).
+"""Test-time strategies, with their compute (BEYOND_ZERO.md sections 1-4).
 
-    scorer = RuleScorer(task, example)                 # or VerifierScorer(verifier, tok, prompt)
-    res = run_strategy("beam", policy, tok, task, example, scorer, width=4, expand=4, seed=0)
-    res.correct, res.policy_tokens, res.verifier_tokens
+    scorer = RuleScorer(task, examples)          # or VerifierScorer(verifier, tok, prompts)
+    results = run_strategy_many("beam", policy, tok, task, examples, scorer,
+                                width=4, expand=4, seed=0)
+    results[q].correct, results[q].policy_tokens, results[q].verifier_tokens
+    r = run_strategy("mcts", policy, tok, task, example, RuleScorer(task, [example]))
 
 Strategies (STRATEGIES):
+- greedy: one completion at temperature 0; sample: one at temperature 1;
 - majority: n samples, the most frequent answer (self-consistency);
 - best_of_n: n samples, the one the scorer rates highest;
 - weighted_best_of_n: n samples, the answer whose samples' scores sum highest;
@@ -13,10 +16,17 @@ Strategies (STRATEGIES):
 - mcts: grpo.search.mcts with `simulations` simulations of `expand` children; a
   leaf is valued by finishing it with one sampled continuation and scoring that.
 
+The questions run together: the samples of many questions share one policy
+call, and so do the beams (or the MCTS simulations) of every question, round by
+round (grpo.search.beam_search_many, mcts_many); a scorer reads all its texts
+in batches. Each question's search is still its own: batching changes which
+random numbers a question draws, not how its search proceeds.
+
 Compute, counted per question so that strategies compare at equal compute:
 policy tokens generated (samples, steps and rollouts) and verifier tokens
 scored (every token a learned verifier reads; 0 for the rule).
-Every random draw is seeded from `seed`, so a strategy is deterministic.
+Every random draw is seeded from `seed`, so a strategy is deterministic given
+its seed and its list of questions.
 """
 
 from __future__ import annotations
@@ -25,12 +35,14 @@ from dataclasses import dataclass
 
 import torch
 
-from grpo.search import PolicySteps, beam_search, mcts, weighted_vote
+from grpo.search import PolicySteps, beam_search_many, mcts_many, weighted_vote
 from model import generate
 from model.generate import left_pad
 
-STRATEGIES = ("majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
+STRATEGIES = ("greedy", "sample", "majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
+UNSCORED = ("greedy", "sample", "majority")  # strategies that use no verifier
 ANSWER_END = "</answer>"
+QUESTIONS_PER_BATCH = 64  # questions searched together by eval.py and grpo.test_time_compute
 
 
 @dataclass
@@ -43,87 +55,151 @@ class StrategyResult:
 
 class RuleScorer:
     """The oracle: the task's rule-based reward of a finished completion; an unfinished
-    prefix (no answer yet) scores 0, since the rule cannot judge it."""
+    prefix (no answer yet) scores 0, since the rule cannot judge it.
 
-    def __init__(self, task, example) -> None:
-        self.task, self.example, self.tokens = task, example, 0
+    Called with (question index, text) pairs; `tokens[q]` stays 0 (a rule reads no tokens).
+    """
 
-    def __call__(self, texts: list[str]) -> list[float]:
-        return [self.task.score(t, self.example)["reward"] if ANSWER_END in t else 0.0
-                for t in texts]  # fmt: skip
+    def __init__(self, task, examples) -> None:
+        self.task, self.examples = task, list(examples)
+        self.tokens = [0] * len(self.examples)
+
+    def __call__(self, requests: list[tuple[int, str]]) -> list[float]:
+        return [self.task.score(t, self.examples[q])["reward"] if ANSWER_END in t else 0.0
+                for q, t in requests]  # fmt: skip
 
 
 class VerifierScorer:
-    """A learned ORM or PRM (grpo.verifiers): P(correct) read at the text's last token."""
+    """A learned ORM or PRM (grpo.verifiers): P(correct) read at the text's last token.
 
-    def __init__(self, verifier, tok, prompt: str) -> None:
-        self.verifier, self.tok, self.prompt, self.tokens = verifier, tok, prompt, 0
+    Called with (question index, text) pairs, it scores prompts[q] + text, at most
+    `batch_size` texts per forward; `tokens[q]` counts the tokens it read for q.
+    """
+
+    def __init__(self, verifier, tok, prompts, batch_size: int = 64) -> None:
+        self.verifier, self.tok, self.prompts = verifier, tok, list(prompts)
+        self.batch_size = batch_size
+        self.tokens = [0] * len(self.prompts)
 
     @torch.no_grad()
-    def __call__(self, texts: list[str]) -> list[float]:
-        if not texts:
-            return []
-        ids = self.tok.encode_batch([self.prompt + t for t in texts])
-        self.tokens += sum(len(i) for i in ids)
-        # Left-padded: every text's last token sits in the last column.
-        x, m = left_pad(ids, self.tok.pad_id, next(self.verifier.parameters()).device)
-        return torch.sigmoid(self.verifier(x, m)[:, -1]).tolist()
+    def __call__(self, requests: list[tuple[int, str]]) -> list[float]:
+        ids = self.tok.encode_batch([self.prompts[q] + t for q, t in requests])
+        for (q, _), row in zip(requests, ids):
+            self.tokens[q] += len(row)
+        device = next(self.verifier.parameters()).device
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of like lengths
+        scores = [0.0] * len(ids)
+        for b0 in range(0, len(order), self.batch_size):
+            rows = order[b0 : b0 + self.batch_size]
+            # Left-padded: every text's last token sits in the last column.
+            x, m = left_pad([ids[i] for i in rows], self.tok.pad_id, device)
+            for i, p in zip(rows, torch.sigmoid(self.verifier(x, m)[:, -1]).tolist()):
+                scores[i] = p
+        return scores
 
 
-def _sample(policy, tok, prompt: str, n: int, max_new: int, seed: int) -> tuple[list[str], int]:
-    out = generate(policy, [tok.encode(prompt)], max_new_tokens=max_new, num_samples=n,
-                   temperature=1.0, eos_ids=tok.eos_ids, stop_strings=[ANSWER_END],
-                   tokenizer=tok, pad_id=tok.pad_id, seed=seed)  # fmt: skip
-    return tok.decode_batch(out.completions()), int(out.lengths.sum())
+def sample_many(
+    policy, tok, prompts: list[str], n: int, max_new: int, seed: int, max_rows: int = 512,
+    temperature: float = 1.0,
+) -> tuple[list[list[str]], list[int]]:  # fmt: skip
+    """n completions of every prompt, and the policy tokens generated per prompt.
+
+    At most `max_rows` rows per policy call; call j uses seed + j.
+    """
+    texts: list[list[str]] = []
+    tokens: list[int] = []
+    per_call = max(1, max_rows // n)
+    for j, c0 in enumerate(range(0, len(prompts), per_call)):
+        chunk = prompts[c0 : c0 + per_call]
+        out = generate(policy, tok.encode_batch(chunk), max_new_tokens=max_new, num_samples=n,
+                       temperature=temperature, eos_ids=tok.eos_ids, stop_strings=[ANSWER_END],
+                       tokenizer=tok, pad_id=tok.pad_id, seed=seed + j)  # fmt: skip
+        done = tok.decode_batch(out.completions())
+        lengths = out.lengths.tolist()
+        for i in range(len(chunk)):
+            texts.append(done[i * n : (i + 1) * n])
+            tokens.append(sum(lengths[i * n : (i + 1) * n]))
+    return texts, tokens
 
 
-def run_strategy(
-    name: str, policy, tok, task, example, scorer, *, n: int = 8, width: int = 4,
+def run_strategy(name: str, policy, tok, task, example, scorer, **kw) -> StrategyResult:
+    """run_strategy_many on one question; `scorer` is built for [example]."""
+    return run_strategy_many(name, policy, tok, task, [example], scorer, **kw)[0]
+
+
+def run_strategy_many(
+    name: str, policy, tok, task, examples, scorer, *, n: int = 8, width: int = 4,
     expand: int = 4, simulations: int = 16, max_new_tokens: int = 128,
-    delimiters: tuple[str, ...] = (", ",), seed: int = 0,
-) -> StrategyResult:  # fmt: skip
-    """Run one strategy on one question (see the module docstring)."""
+    delimiters: tuple[str, ...] = (", ",), seed: int = 0, max_rows: int = 512,
+) -> list[StrategyResult]:  # fmt: skip
+    """Run one strategy on every question of `examples` (see the module docstring)."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
-    prompt = task.prompt(example)
-    policy_tokens = 0
-    if name in ("majority", "best_of_n", "weighted_best_of_n"):
-        texts, policy_tokens = _sample(policy, tok, prompt, n, max_new_tokens, seed)
-        keys = [task.answer_key(t, example) for t in texts]
-        if name == "best_of_n":
-            scores = scorer(texts)
-            text = texts[max(range(len(texts)), key=lambda i: (scores[i], -i))]
-        else:
-            scores = [1.0] * len(texts) if name == "majority" else scorer(texts)
-            winner = weighted_vote(keys, scores)
-            text = texts[keys.index(winner)] if winner is not None else texts[0]
+    prompts = [task.prompt(ex) for ex in examples]
+    Q = len(examples)
+    policy_tokens = [0] * Q
+    if name in ("greedy", "sample"):
+        samples, policy_tokens = sample_many(policy, tok, prompts, 1, max_new_tokens, seed,
+                                             max_rows, 0.0 if name == "greedy" else 1.0)  # fmt: skip
+        chosen = [texts[0] for texts in samples]
+    elif name in ("majority", "best_of_n", "weighted_best_of_n"):
+        samples, policy_tokens = sample_many(policy, tok, prompts, n, max_new_tokens, seed,
+                                             max_rows)  # fmt: skip
+        flat = [(q, t) for q in range(Q) for t in samples[q]]
+        flat_scores = [1.0] * len(flat) if name == "majority" else scorer(flat)
+        chosen = []
+        for q, texts in enumerate(samples):
+            scores = flat_scores[q * n : (q + 1) * n]
+            chosen.append(pick(name, texts, [task.answer_key(t, examples[q]) for t in texts],
+                               scores))  # fmt: skip
     else:
-        steps = PolicySteps(policy, tok, prompt, delimiters=delimiters, seed=seed)
+        steps = PolicySteps(policy, tok, prompts, delimiters=delimiters, seed=seed,
+                            max_rows=max_rows)  # fmt: skip
 
-        def score(prefixes):
-            return scorer(["".join(p) for p in prefixes])
+        def score(requests):
+            return scorer([(q, "".join(p)) for q, p in requests])
 
         if name == "beam":
-            beams = beam_search(steps, score, width=width, k=expand)
-            text = "".join(beams[0].prefix)
+            chosen = ["".join(beams[0].prefix)
+                      for beams in beam_search_many(steps.many, score, Q, width, expand)]  # fmt: skip
         else:
-            finished_by_rollout = {}
+            finished_by_rollout: dict = {}
+            rollout_calls = [0]
 
-            def evaluate(prefix) -> float:
-                nonlocal policy_tokens
-                head = "".join(prefix)
-                if prefix and not prefix[-1].endswith(delimiters):  # a finished step
-                    return score([prefix])[0]
-                tails, used = _sample(policy, tok, prompt + head, 1, max_new_tokens,
-                                      seed + 104_729 * (len(finished_by_rollout) + 1))  # fmt: skip
-                policy_tokens += used
-                finished_by_rollout[prefix] = head + tails[0]
-                return scorer([head + tails[0]])[0]
+            def evaluate(requests) -> list[float]:
+                texts = ["".join(p) for _, p in requests]
+                # A finished step is scored as it is; an open prefix is finished by one rollout.
+                todo = [i for i, (_, p) in enumerate(requests)
+                        if not p or p[-1].endswith(delimiters)]  # fmt: skip
+                if todo:
+                    rollout_calls[0] += 1
+                    tails, used = sample_many(
+                        policy, tok, [prompts[requests[i][0]] + texts[i] for i in todo], 1,
+                        max_new_tokens, seed + 104_729 * rollout_calls[0], max_rows,
+                    )  # fmt: skip
+                    for i, tail, u in zip(todo, tails, used):
+                        q, p = requests[i]
+                        policy_tokens[q] += u
+                        texts[i] += tail[0]
+                        finished_by_rollout[q, p] = texts[i]
+                return scorer([(q, t) for (q, _), t in zip(requests, texts)])
 
-            _root, path = mcts(steps, evaluate, simulations=simulations, k=expand)
-            text = "".join(path)
-            if ANSWER_END not in text:  # the best path stops short of an answer: finish it
-                text = finished_by_rollout.get(path) or text
-        policy_tokens += steps.tokens
-    correct = task.score(text, example)["accuracy"] == 1.0
-    return StrategyResult(text, correct, policy_tokens, scorer.tokens)
+            chosen = []
+            for q, (_root, path) in enumerate(
+                    mcts_many(steps.many, evaluate, Q, simulations, expand)):  # fmt: skip
+                text = "".join(path)
+                if ANSWER_END not in text:  # the best path stops short of an answer: finish it
+                    text = finished_by_rollout.get((q, path)) or text
+                chosen.append(text)
+        policy_tokens = [a + b for a, b in zip(policy_tokens, steps.tokens)]
+    return [StrategyResult(text, task.score(text, ex)["accuracy"] == 1.0, policy_tokens[q],
+                           scorer.tokens[q])
+            for q, (text, ex) in enumerate(zip(chosen, examples))]  # fmt: skip
+
+
+def pick(name: str, texts: list[str], keys: list, scores: list[float]) -> str:
+    """The chosen sample of majority, best_of_n or weighted_best_of_n."""
+    if name == "best_of_n":
+        return texts[max(range(len(texts)), key=lambda i: (scores[i], -i))]
+    winner = weighted_vote(keys, [1.0] * len(texts) if name == "majority" else scores)
+    return texts[keys.index(winner)] if winner is not None else texts[0]

@@ -65,6 +65,19 @@ def test_a_learned_verifier_reads_tokens(ev, tmp_path, zero_orm):
     assert res["verifier"] == "orm" and res["verifier_tokens"] > res["policy_tokens"] > 0
 
 
+def test_greedy_and_sample_need_no_verifier(ev, tmp_path):
+    greedy = _run(ev, tmp_path, "--n", "6", "--strategy", "greedy", name="g.json")
+    plain = _run(ev, tmp_path, "--n", "6", name="p.json")  # eval.py's own greedy pass
+    assert greedy["accuracy"] == plain["metrics"]["eval_accuracy"]
+    assert greedy["verifier"] == "none" and greedy["budget"] == 1
+    assert greedy["policy_tokens"] == pytest.approx(plain["metrics"]["eval_completion_len_mean"])
+    sample = _run(ev, tmp_path, "--n", "6", "--strategy", "sample", "--verifier", "x/y",
+                  name="s.json")  # fmt: skip
+    assert sample["verifier"] == "none" and sample["budget"] == 1
+    maj = _run(ev, tmp_path, "--n", "2", "--strategy", "majority", "--samples", "2", name="m.json")
+    assert maj["verifier"] == "none" and maj["verifier_tokens"] == 0
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [(["--task", "countdown", "--strategy", "beam"], "needs a task with reasoning steps"),

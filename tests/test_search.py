@@ -9,7 +9,9 @@ from grpo.search import (
     Step,
     backup,
     beam_search,
+    beam_search_many,
     mcts,
+    mcts_many,
     puct,
     select_child,
     uct,
@@ -156,6 +158,54 @@ def test_bad_budgets():
         mcts(expand, value, simulations=0, k=2)
 
 
+# Two more questions for the lockstep searches: question 1 is the tree above with the
+# PRM's first-step preference reversed, question 2 has one finished step only.
+TREES = [TREE, TREE, {(): [Step("z", 1.0, True)]}]
+PRMS = [PRM, {**PRM, ("a",): 0.2}, {("z",): 0.3}]
+VALUES = [value, value, lambda p: 0.3]
+
+
+def test_beam_search_many_equals_each_question_alone():
+    calls = []
+
+    def exp_many(reqs, k):
+        calls.append(len(reqs))
+        return [TREES[q].get(p, [])[:k] for q, p in reqs]
+
+    def score_many(reqs):
+        return [PRMS[q][p] for q, p in reqs]
+
+    together = beam_search_many(exp_many, score_many, 3, width=1, k=2)
+    alone = [beam_search(lambda p, k, q=q: TREES[q].get(p, [])[:k],
+                         lambda ps, q=q: [PRMS[q][p] for p in ps], width=1, k=2)
+             for q in range(3)]  # fmt: skip
+    assert together == alone
+    assert [b[0].prefix for b in together] == [("a", "a1"), ("b", "b1"), ("z",)]
+    # Round 1 expands the three roots in one call; round 2 the two open beams.
+    assert calls == [3, 2]
+
+
+def test_mcts_many_equals_each_question_alone():
+    calls = []
+
+    def exp_many(reqs, k):
+        calls.append(len(reqs))
+        return [TREES[q].get(p, [])[:k] for q, p in reqs]
+
+    together = mcts_many(exp_many, lambda reqs: [VALUES[q](p) for q, p in reqs], 3,
+                         simulations=12, k=2)  # fmt: skip
+    for q in range(3):
+        root, answer = mcts(lambda p, k, q=q: TREES[q].get(p, [])[:k], VALUES[q],
+                            simulations=12, k=2)  # fmt: skip
+        t_root, t_answer = together[q]
+        assert t_answer == answer
+        walk = lambda n: [(n.prefix, n.visits, n.value_sum, n.prior)] + [  # noqa: E731
+            x for ch in n.children for x in walk(ch)]
+        assert walk(t_root) == walk(root)
+    assert together[2][1] == ("z",) and together[2][0].visits == 12
+    assert calls[0] == 3  # simulation 1 expands the three roots in one call
+
+
 @pytest.fixture(scope="module")
 def addition_base():
     import torch
@@ -181,7 +231,7 @@ def test_policy_steps_end_at_a_delimiter_or_finish(addition_base):
         assert s.finished == (not s.text.endswith(", "))
         assert 0 < s.prior <= 1.0 + 1e-6
         assert s.text.count(", ") <= 1  # never runs past the first delimiter
-    assert expand.calls == 1 and expand.tokens > 0
+    assert expand.calls == 1 and expand.tokens[0] > 0
     # The same seed gives the same steps; a step extends the prefix.
     again = PolicySteps(model, tok, prompt, delimiters=(", ",), seed=3)((), 6)
     assert [(s.text, s.prior) for s in again] == [(s.text, s.prior) for s in steps]
