@@ -445,8 +445,10 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
     right = policy_tokens = verifier_tokens = 0
     for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
         chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
-        scorer = (RuleScorer(task, chunk) if verifier is None
-                  else VerifierScorer(verifier, tok, [task.prompt(ex) for ex in chunk]))  # fmt: skip
+        prompts = [task.prompt(ex) for ex in chunk]
+        scorer = RuleScorer(task, chunk)
+        if verifier is not None:
+            scorer = VerifierScorer(verifier, tok, prompts)
         for r in run_strategy_many(
             args.strategy, model, tok, task, chunk, scorer, n=args.samples,
             width=args.beam_width, expand=args.expand, simulations=args.simulations,

@@ -139,8 +139,9 @@ def run_strategy_many(
     Q = len(examples)
     policy_tokens = [0] * Q
     if name in ("greedy", "sample"):
+        temperature = 0.0 if name == "greedy" else 1.0
         samples, policy_tokens = sample_many(policy, tok, prompts, 1, max_new_tokens, seed,
-                                             max_rows, 0.0 if name == "greedy" else 1.0)  # fmt: skip
+                                             max_rows, temperature)  # fmt: skip
         chosen = [texts[0] for texts in samples]
     elif name in ("majority", "best_of_n", "weighted_best_of_n"):
         samples, policy_tokens = sample_many(policy, tok, prompts, n, max_new_tokens, seed,
@@ -160,8 +161,8 @@ def run_strategy_many(
             return scorer([(q, "".join(p)) for q, p in requests])
 
         if name == "beam":
-            chosen = ["".join(beams[0].prefix)
-                      for beams in beam_search_many(steps.many, score, Q, width, expand)]  # fmt: skip
+            found = beam_search_many(steps.many, score, Q, width, expand)
+            chosen = ["".join(beams[0].prefix) for beams in found]
         else:
             finished_by_rollout: dict = {}
             rollout_calls = [0]

@@ -185,6 +185,12 @@ def test_beam_search_many_equals_each_question_alone():
     assert calls == [3, 2]
 
 
+def _walk(node):
+    """Every node of a tree, depth first: prefix, visits, value sum, prior."""
+    return [(node.prefix, node.visits, node.value_sum, node.prior)] + [
+        x for ch in node.children for x in _walk(ch)]  # fmt: skip
+
+
 def test_mcts_many_equals_each_question_alone():
     calls = []
 
@@ -199,9 +205,7 @@ def test_mcts_many_equals_each_question_alone():
                             simulations=12, k=2)  # fmt: skip
         t_root, t_answer = together[q]
         assert t_answer == answer
-        walk = lambda n: [(n.prefix, n.visits, n.value_sum, n.prior)] + [  # noqa: E731
-            x for ch in n.children for x in walk(ch)]
-        assert walk(t_root) == walk(root)
+        assert _walk(t_root) == _walk(root)
     assert together[2][1] == ("z",) and together[2][0].visits == 12
     assert calls[0] == 3  # simulation 1 expands the three roots in one call
 
