@@ -101,13 +101,13 @@ class VerifierScorer:
 def sample_many(
     policy, tok, prompts: list[str], n: int, max_new: int, seed: int, max_rows: int = 512,
     temperature: float = 1.0,
-) -> tuple[list[list[str]], list[int]]:  # fmt: skip
-    """n completions of every prompt, and the policy tokens generated per prompt.
+) -> tuple[list[list[str]], list[list[int]]]:  # fmt: skip
+    """n completions of every prompt, and the policy tokens each one took.
 
     At most `max_rows` rows per policy call; call j uses seed + j.
     """
     texts: list[list[str]] = []
-    tokens: list[int] = []
+    tokens: list[list[int]] = []
     per_call = max(1, max_rows // n)
     for j, c0 in enumerate(range(0, len(prompts), per_call)):
         chunk = prompts[c0 : c0 + per_call]
@@ -118,7 +118,7 @@ def sample_many(
         lengths = out.lengths.tolist()
         for i in range(len(chunk)):
             texts.append(done[i * n : (i + 1) * n])
-            tokens.append(sum(lengths[i * n : (i + 1) * n]))
+            tokens.append(lengths[i * n : (i + 1) * n])
     return texts, tokens
 
 
@@ -140,12 +140,13 @@ def run_strategy_many(
     policy_tokens = [0] * Q
     if name in ("greedy", "sample"):
         temperature = 0.0 if name == "greedy" else 1.0
-        samples, policy_tokens = sample_many(policy, tok, prompts, 1, max_new_tokens, seed,
-                                             max_rows, temperature)  # fmt: skip
+        samples, used = sample_many(policy, tok, prompts, 1, max_new_tokens, seed, max_rows,
+                                    temperature)  # fmt: skip
+        policy_tokens = [sum(u) for u in used]
         chosen = [texts[0] for texts in samples]
     elif name in ("majority", "best_of_n", "weighted_best_of_n"):
-        samples, policy_tokens = sample_many(policy, tok, prompts, n, max_new_tokens, seed,
-                                             max_rows)  # fmt: skip
+        samples, used = sample_many(policy, tok, prompts, n, max_new_tokens, seed, max_rows)
+        policy_tokens = [sum(u) for u in used]
         flat = [(q, t) for q in range(Q) for t in samples[q]]
         flat_scores = [1.0] * len(flat) if name == "majority" else scorer(flat)
         chosen = []
@@ -180,7 +181,7 @@ def run_strategy_many(
                     )  # fmt: skip
                     for i, tail, u in zip(todo, tails, used):
                         q, p = requests[i]
-                        policy_tokens[q] += u
+                        policy_tokens[q] += sum(u)
                         texts[i] += tail[0]
                         finished_by_rollout[q, p] = texts[i]
                 return scorer([(q, t) for (q, _), t in zip(requests, texts)])

@@ -43,7 +43,8 @@ def test_each_strategy_is_deterministic_and_counts_its_tokens(base, name):
 def test_votes_pick_what_they_should(base):
     model, tok, task = base
     ex = task.heldout(3)[2]
-    (texts,), (used,) = sample_many(model, tok, [task.prompt(ex)], 6, 40, seed=9)
+    (texts,), (lengths,) = sample_many(model, tok, [task.prompt(ex)], 6, 40, seed=9)
+    used = sum(lengths)
     keys = [task.answer_key(t, ex) for t in texts]
     maj = run_strategy("majority", model, tok, task, ex, RuleScorer(task, [ex]), seed=9, **KW)
     assert maj.policy_tokens == used

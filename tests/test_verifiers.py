@@ -105,3 +105,49 @@ def test_mc_step_labels_on_a_toy_policy():
     assert hard1 == [0.0, 0.0, 1.0]
     with pytest.raises(ValueError):
         mc_step_labels(["A"], continue_from, lambda t: True, 0)
+
+
+def test_addition_steps_correct_by_rule():
+    from grpo.verifiers.labels import addition_steps_correct, split_steps
+
+    ex = {"a": 597, "b": 912}  # 1509; columns 7+2+0=9:9, 9+1+0=10:09, 5+9+1=15:509, 0+0+1=1:1509
+    good = (" <think> 597 + 912: 7+2+0=9:9, 9+1+0=10:09, 5+9+1=15:509, 0+0+1=1:1509 </think>"
+            " <answer>1509</answer>")  # fmt: skip
+    assert addition_steps_correct(split_steps(good), ex) == [True] * 4
+    # A wrong carry at step 1: that step and every later prefix are wrong, even though the
+    # answer comes out right.
+    slip = good.replace("9+1+0=10:09", "9+1+1=11:19")
+    assert addition_steps_correct(split_steps(slip), ex) == [True, False, False, False]
+    # Right work, wrong answer: only the last step is wrong.
+    assert addition_steps_correct(split_steps(good.replace(">1509<", ">1500<")), ex) == [
+        True, True, True, False]  # fmt: skip
+    # The operands must be aligned and restated; a step must be exactly one column.
+    ex2 = {"a": 951, "b": 80}  # 1031: aligned as "951 + 080"
+    aligned = " <think> 951 + 080: 1+0+0=1:1, 5+8+0=13:31, 9+0+1=10:031, 0+0+1=1:1031 </think>"
+    answer = " <answer>1031</answer>"
+    assert addition_steps_correct(split_steps(aligned + answer), ex2) == [True] * 4
+    unaligned = aligned.replace("951 + 080", "951 + 80")
+    assert addition_steps_correct(split_steps(unaligned + answer), ex2) == [False] * 4
+    skipped = " <think> 951 + 080: 1+0+0=1:1, 9+0+1=10:031, 0+0+1=1:1031 </think>" + answer
+    assert addition_steps_correct(split_steps(skipped), ex2) == [True, False, False]
+    # No work: the answer decides. Work that stops early with the right answer is right.
+    assert addition_steps_correct([" <answer>1031</answer>"], ex2) == [True]
+    assert addition_steps_correct([" <answer>1030</answer>"], ex2) == [False]
+    early = " <think> 951 + 080: 1+0+0=1:1, 5+8+0=13:31 </think>" + answer
+    assert addition_steps_correct(split_steps(early), ex2) == [True, True]
+    assert addition_steps_correct(split_steps(" <think> junk, 1+0+0=1:1 </think>" + answer),
+                                  ex2) == [False, False]  # fmt: skip
+
+
+def test_agreement_counts():
+    from grpo.verifiers.labels import agreement
+
+    exact = [True, True, True, False, False]
+    pred = [True, False, True, True, False]
+    m = agreement(pred, exact)
+    assert m["steps"] == 5 and m["exact_right"] == 3
+    assert m["agreement"] == pytest.approx(3 / 5)
+    assert m["false_good"] == pytest.approx(1 / 2)  # 1 of the 2 wrong prefixes labelled good
+    assert m["false_bad"] == pytest.approx(1 / 3)  # 1 of the 3 right prefixes labelled bad
+    with pytest.raises(ValueError, match="2 labels but 1"):
+        agreement([True, False], [True])

@@ -45,6 +45,11 @@ def test_train_writes_a_loadable_verifier(tmp_path, kind, capsys, graded_by_leng
     assert v(ids).shape == ids.shape
     if kind == "orm":  # one label per completion, at its last token
         assert meta["train_labels"] == 16 * 8
+        assert meta["heldout_exact_steps"] is None
+    else:  # addition steps are checkable by rule: every held-out step label is compared
+        exact = meta["heldout_exact_steps"]
+        assert exact["mc_labels"]["steps"] == exact["prm"]["steps"] == meta["heldout"]["labels"]
+        assert 0 <= exact["prm"]["agreement"] <= 1
     log = capsys.readouterr().out
     assert "epoch 1/1: loss" in log and f"verifier written to {out}" in log
 

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 STEP_DELIMITERS = {"addition": (", ",)}  # tasks whose steps a PRM can be trained on
+# (grpo.verifiers.labels.EXACT_STEP_CHECKS: the tasks whose steps a rule can also check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,38 +108,52 @@ def sample(policy, tok, task, examples, n, max_new, seed, log, what) -> list[tup
     return rows
 
 
-def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what) -> list[dict]:
-    """One training record per completion: token ids, label positions and labels."""
-    from grpo.verifiers.labels import mc_step_labels, split_steps
+def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
+          max_rows: int = 512) -> list[dict]:  # fmt: skip
+    """One training record per completion: token ids, label positions and labels (and, for a
+    PRM on a task whose steps a rule can check, each step prefix's exact correctness).
+
+    The PRM's continuations of the step prefixes of many completions share policy
+    calls of at most `max_rows` rows; the i-th call uses seed + 7919 * i.
+    """
+    from grpo.verifiers.labels import EXACT_STEP_CHECKS, mc_step_labels, split_steps
     from grpo.verifiers.model import label_positions
     from model import generate
 
+    rows = [r for r in rows if r[2]]  # an empty completion has nothing to label
+    split = [split_steps(text, STEP_DELIMITERS[task.name]) if kind == "prm" else [text]
+             for _ex, _prompt, text, _ok in rows]  # fmt: skip
+    # Every open step prefix (all steps but the last) of every completion, for the PRM.
+    wanted = [(j, "".join(steps[: k + 1])) for j, steps in enumerate(split) if kind == "prm"
+              for k in range(len(steps) - 1)]  # fmt: skip
+    conts: dict[tuple[int, str], list[str]] = {}
+    per_call = max(1, max_rows // rollouts)
+    for i, c0 in enumerate(range(0, len(wanted), per_call)):
+        chunk = wanted[c0 : c0 + per_call]
+        out = generate(policy, tok.encode_batch([rows[j][1] + p for j, p in chunk]),
+                       max_new_tokens=max_new, num_samples=rollouts, temperature=1.0,
+                       eos_ids=tok.eos_ids, stop_strings=["</answer>"], tokenizer=tok,
+                       pad_id=tok.pad_id, seed=seed + 7919 * i)  # fmt: skip
+        texts = tok.decode_batch(out.completions())
+        for n, key in enumerate(chunk):
+            conts[key] = texts[n * rollouts : (n + 1) * rollouts]
+        log(f"{what}: continued {c0 + len(chunk)}/{len(wanted)} step prefixes "
+            f"({rollouts} rollouts each)")  # fmt: skip
     records = []
-    for j, (ex, prompt, text, correct) in enumerate(rows):
-        if not text:
-            continue
-        steps = split_steps(text, STEP_DELIMITERS[task.name]) if kind == "prm" else [text]
-        if kind == "prm" and len(steps) > 1:
-            prefixes = [prompt + "".join(steps[: k + 1]) for k in range(len(steps) - 1)]
-            out = generate(policy, tok.encode_batch(prefixes), max_new_tokens=max_new,
-                           num_samples=rollouts, temperature=1.0, eos_ids=tok.eos_ids,
-                           stop_strings=["</answer>"], tokenizer=tok, pad_id=tok.pad_id,
-                           seed=seed + 7919 * j)  # fmt: skip
-            conts = tok.decode_batch(out.completions())
-            by_prefix = {p[len(prompt):]: conts[i * rollouts : (i + 1) * rollouts]
-                         for i, p in enumerate(prefixes)}  # fmt: skip
+    for j, ((ex, prompt, _text, correct), steps) in enumerate(zip(rows, split)):
+        if kind == "prm":
             labels, _soft = mc_step_labels(
-                steps, lambda p, n, by_prefix=by_prefix: by_prefix[p][:n],
+                steps, lambda p, n, j=j: conts[j, p][:n],
                 lambda t, ex=ex: task.score(t, ex)["accuracy"] == 1.0, rollouts,
             )  # fmt: skip
         else:
-            labels = [float(correct)] * len(steps)
+            labels = [float(correct)]
         ids, ends = label_positions(tok, prompt, steps)
-        if kind == "orm":
-            ends, labels = ends[-1:], labels[-1:]
-        records.append({"ids": ids, "positions": ends, "labels": labels})
-        if (j + 1) % 64 == 0 or j + 1 == len(rows):
-            log(f"{what}: labelled {j + 1}/{len(rows)} completions")
+        record = {"ids": ids, "positions": ends, "labels": labels}
+        if kind == "prm" and task.name in EXACT_STEP_CHECKS:
+            record["exact"] = EXACT_STEP_CHECKS[task.name](steps, ex)
+        records.append(record)
+    log(f"{what}: labelled {len(records)} completions")
     return records
 
 
@@ -174,6 +189,29 @@ def label_accuracy(verifier, records, batch_size, pad_id) -> dict[str, float]:
     base = max(positives, total - positives) / max(total, 1)
     return {"label_accuracy": right / max(total, 1), "majority_baseline": base,
             "labels": total, "positive_labels": positives}  # fmt: skip
+
+
+@torch.no_grad()
+def exact_step_agreement(verifier, records, batch_size, pad_id) -> dict[str, Any] | None:
+    """The MC labels and the PRM's P > 0.5 against exact step correctness (records that
+    carry it); None when the task's steps cannot be checked by rule."""
+    from grpo.verifiers.labels import agreement
+
+    checked = [r for r in records if "exact" in r]
+    if not checked:
+        return None
+    verifier.eval()
+    predicted = []
+    for b0 in range(0, len(checked), batch_size):
+        recs = checked[b0 : b0 + batch_size]
+        ids, mask, _labels, _lmask = next(batches(recs, batch_size, pad_id, list(range(len(recs)))))
+        logits = verifier(ids, mask)
+        for i, r in enumerate(recs):
+            predicted += (logits[i, r["positions"]] > 0).tolist()
+    verifier.train()
+    exact = [e for r in checked for e in r["exact"]]
+    mc = [y >= 0.5 for r in checked for y in r["labels"]]
+    return {"mc_labels": agreement(mc, exact), "prm": agreement(predicted, exact)}
 
 
 def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
@@ -234,8 +272,16 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
         "train_labels": n_all, "train_positive_labels": n_pos, "pos_weight": pos_weight,
         "losses": losses, "heldout_before": before,
         "heldout": label_accuracy(verifier, held, a.batch_size, tok.pad_id),
+        "heldout_exact_steps": exact_step_agreement(verifier, held, a.batch_size, tok.pad_id),
         "seconds": time.perf_counter() - t0,
     }  # fmt: skip
+    if meta["heldout_exact_steps"]:
+        mc, prm = meta["heldout_exact_steps"]["mc_labels"], meta["heldout_exact_steps"]["prm"]
+        log(f"held-out steps against exact correctness ({mc['steps']} steps, "
+            f"{mc['exact_right']} right): MC labels agree {mc['agreement']:.3f} (false good "
+            f"{mc['false_good']:.3f}, false bad {mc['false_bad']:.3f}); the PRM agrees "
+            f"{prm['agreement']:.3f} (false good {prm['false_good']:.3f}, false bad "
+            f"{prm['false_bad']:.3f})")  # fmt: skip
     save_verifier(verifier, tok, Path(a.out), meta)
     log(f"verifier written to {a.out} ({meta['seconds']:.0f} s)")
     return meta

@@ -1,0 +1,135 @@
+"""python -m grpo.test_time_compute: the comparison end to end, at toy size, and its errors."""
+
+import importlib
+import json
+
+import pytest
+
+import grpo.test_time_compute as ttc
+
+TINY = ["--rl", "assets/demo-base", "--questions", "3", "--max-new-tokens", "24",
+        "--verifier-questions", "4", "--verifier-samples", "4", "--verifier-epochs", "1",
+        "--rollouts", "1"]  # fmt: skip
+KEYS = {"model", "strategy", "budget", "accuracy", "policy_tokens", "verifier_tokens", "verifier"}
+
+
+def _toy(mp: pytest.MonkeyPatch) -> None:
+    """Small budgets; completions graded right when their length is even, so that the
+    verifiers see both labels (the pipeline is tested here, not learning)."""
+    from grpo.tasks import AdditionTask
+
+    score = AdditionTask.score
+
+    def fake(self, text, ex):
+        return {**score(self, text, ex), "accuracy": float(len(text) % 2 == 0)}
+
+    mp.setattr(AdditionTask, "score", fake)
+    mp.setattr(ttc, "SAMPLE_BUDGETS", (1, 2, 3))
+    mp.setattr(ttc, "BEAM_WIDTHS", (1, 2))
+    mp.setattr(ttc, "EXPAND", 2)
+    mp.setattr(ttc, "MCTS_SIMULATIONS", (2,))
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    _toy(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """The toy comparison, run once: (out folder, figure, results)."""
+    tmp = tmp_path_factory.mktemp("ttc")
+    out, fig = tmp / "ttc", tmp / "fig.png"
+    with pytest.MonkeyPatch.context() as mp:
+        _toy(mp)
+        assert ttc.main(["--out", str(out), "--figure", str(fig), *TINY]) == 0
+    return out, fig, json.loads((out / "results.json").read_text())
+
+
+def _measured(results):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in results]
+
+
+def test_one_command_writes_results_figure_and_resumes(done, toy, capsys):
+    out, fig, results = done
+    assert fig.stat().st_size > 10_000
+    # One record per (model, strategy, budget, verifier), with the public keys.
+    per_model = 5 * 3 + 1 + 2 + 1  # pooled x budgets, greedy, beam widths, mcts
+    assert len(results) == 2 * per_model
+    assert len({(r["model"], r["strategy"], r["budget"], r["verifier"]) for r in results}) == len(
+        results)  # fmt: skip
+    for r in results:
+        assert set(r) >= KEYS and r["model"] in ("base", "rl")
+        assert r["strategy"] in ("greedy", "majority", "best_of_n", "weighted_best_of_n",
+                                 "beam", "mcts")  # fmt: skip
+        assert r["verifier"] in ("none", "rule", "orm", "prm")
+        assert 0 <= r["accuracy"] <= 1 and r["policy_tokens"] > 0
+        assert (r["verifier_tokens"] > 0) == (r["verifier"] in ("orm", "prm"))
+    by = {(r["model"], r["strategy"], r["budget"], r["verifier"]): r for r in results}
+    # Pooled budgets: n samples cost n samples' tokens, so the cost grows with n; at n = 1
+    # every pooled strategy picks the one sample.
+    for s, v in ttc.POOLED:
+        costs = [by["base", s, n, v]["policy_tokens"] for n in (1, 2, 3)]
+        assert costs[0] < costs[1] < costs[2]
+        assert by["base", s, 1, v]["accuracy"] == by["base", "majority", 1, "none"]["accuracy"]
+    # The oracle picks a right sample whenever there is one: never below majority.
+    for n in (1, 2, 3):
+        assert by["base", "best_of_n", n, "rule"]["accuracy"] >= by[
+            "base", "majority", n, "none"]["accuracy"]  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verifiers"]["prm"]["heldout_exact_steps"]["prm"]["steps"] > 0
+    assert set(summary["seconds"]) >= {"rl", "orm", "prm", "eval_base", "eval_rl"}
+    # Run again: every record is reused (nothing is measured twice), the results are equal.
+    capsys.readouterr()
+    assert ttc.main(["--out", str(out), "--figure", str(fig), *TINY]) == 0
+    assert "budget" not in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text()) == results
+    # A torn last line (a kill mid-write) is dropped and that record measured again.
+    lines = (out / "records.jsonl").read_text().splitlines()
+    (out / "records.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    assert ttc.main(["--out", str(out), "--figure", str(fig), *TINY]) == 0
+    assert _measured(json.loads((out / "results.json").read_text())) == _measured(results)
+
+
+def test_searches_equal_eval_py(done, toy, tmp_path):
+    """greedy and beam records are what eval.py --strategy reports with the same flags."""
+    out, _fig, results = done
+    by = {(r["model"], r["strategy"], r["budget"], r["verifier"]): r for r in results}
+    ev = importlib.import_module("eval")
+    common = ["--model", "demo", "--task", "addition", "--n", "3", "--max-new-tokens", "24"]
+    for flags, key in [
+        (["--strategy", "greedy"], ("base", "greedy", 1, "none")),
+        (["--strategy", "beam", "--beam-width", "2", "--expand", "2", "--verifier",
+          str(out / "verifiers" / "prm")], ("base", "beam", 4, "prm")),
+    ]:  # fmt: skip
+        path = tmp_path / f"{key[1]}.json"
+        assert ev.main([*common, *flags, "--json", str(path)]) == 0
+        got = json.loads(path.read_text())
+        for k in ("accuracy", "policy_tokens", "verifier_tokens"):
+            assert got[k] == pytest.approx(by[key][k]), (key, k)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--questions", "0"], "--questions must be >= 1"),
+        (["--figure", "x.jpg"], "expected a .png path"),
+        (["--rl", "no/such/run"], "no/such/run"),
+    ],
+)
+def test_bad_settings_are_one_line(tmp_path, flags, message, capsys):
+    assert ttc.main(["--out", str(tmp_path / "o"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grpo.test_time_compute: error:") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_other_settings_need_another_out(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps(
+        {k: getattr(ttc.build_parser().parse_args(["--out", "x"]), k) for k in ttc.SETTINGS}
+        | {"rl": None, "questions": 7}))  # fmt: skip
+    assert ttc.main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "other settings (questions 7 -> 200)" in err and "use another --out" in err
