@@ -34,12 +34,20 @@ correctness).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from pathlib import Path
-from typing import Any
+import os
+
+# Before torch loads, as train_zero.py and eval.py set them: reproducible CPU numerics,
+# and idle OpenMP threads that sleep (robust to busy cores).
+os.environ.setdefault("MKL_CBWR", "AUTO")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 SAMPLE_BUDGETS = (1, 2, 4, 8, 16)
 BEAM_WIDTHS = (1, 2, 4)

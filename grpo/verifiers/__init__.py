@@ -8,6 +8,15 @@
 See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
 """
 
-from grpo.verifiers.model import Verifier, label_positions, verifier_loss
+import os
+
+# `python -m grpo.verifiers train` imports this package, and torch with it, before its
+# __main__ runs: set what train_zero.py sets before torch loads (reproducible CPU
+# numerics, sleeping idle OpenMP threads). No effect once torch is loaded.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from grpo.verifiers.model import Verifier, label_positions, verifier_loss  # noqa: E402
 
 __all__ = ["Verifier", "label_positions", "verifier_loss"]
