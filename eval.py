@@ -145,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--expand", type=pos_int, default=4,
                     help="sampled next steps per beam or tree node (default: 4)")
     ap.add_argument("--simulations", type=pos_int, default=16,
-                    help="MCTS simulations per question (default: 16)")  # fmt: skip
+                    help="MCTS simulations per question (default: 16)")
+    ap.add_argument("--mcts-rule", type=_one_of(["uct", "puct"]), default="uct",
+                    help="MCTS selection: uct, or puct with the policy's step probabilities "
+                         "as priors (default: uct)")  # fmt: skip
     return ap
 
 
@@ -453,7 +456,7 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
             args.strategy, model, tok, task, chunk, scorer, n=args.samples,
             width=args.beam_width, expand=args.expand, simulations=args.simulations,
             max_new_tokens=args.max_new, delimiters=STEP_DELIMITERS.get(task.name, (", ",)),
-            seed=args.seed + 1009 * j,
+            seed=args.seed + 1009 * j, rule=args.mcts_rule,
         ):  # fmt: skip
             right += r.correct
             policy_tokens += r.policy_tokens
@@ -465,7 +468,8 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
         "model": str(path), "task": task.name, "n": n, "strategy": args.strategy,
         "verifier": kind, "verifier_path": args.verifier,
         "budget": budget, "samples": args.samples, "beam_width": args.beam_width,
-        "expand": args.expand, "simulations": args.simulations, "seed": args.seed,
+        "expand": args.expand, "simulations": args.simulations, "mcts_rule": args.mcts_rule,
+        "seed": args.seed,
         "max_new_tokens": args.max_new, "accuracy": right / n,
         "policy_tokens": policy_tokens / n, "verifier_tokens": verifier_tokens / n,
         "seconds": time.perf_counter() - t0,

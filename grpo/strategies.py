@@ -13,8 +13,10 @@ Strategies (STRATEGIES):
 - weighted_best_of_n: n samples, the answer whose samples' scores sum highest;
 - beam: step-level beam search (grpo.search.beam_search) with `width` beams, each
   extended by `expand` sampled steps, ranked by the scorer;
-- mcts: grpo.search.mcts with `simulations` simulations of `expand` children; a
-  leaf is valued by finishing it with one sampled continuation and scoring that.
+- mcts: grpo.search.mcts with `simulations` simulations of `expand` children,
+  selecting by `rule` (uct, or puct with the policy's step probabilities as
+  priors); a leaf is valued by finishing it with one sampled continuation and
+  scoring that.
 
 The questions run together: the samples of many questions share one policy
 call, and so do the beams (or the MCTS simulations) of every question, round by
@@ -131,6 +133,7 @@ def run_strategy_many(
     name: str, policy, tok, task, examples, scorer, *, n: int = 8, width: int = 4,
     expand: int = 4, simulations: int = 16, max_new_tokens: int = 128,
     delimiters: tuple[str, ...] = (", ",), seed: int = 0, max_rows: int = 512,
+    rule: str = "uct",
 ) -> list[StrategyResult]:  # fmt: skip
     """Run one strategy on every question of `examples` (see the module docstring)."""
     if name not in STRATEGIES:
@@ -188,7 +191,7 @@ def run_strategy_many(
 
             chosen = []
             for q, (_root, path) in enumerate(
-                    mcts_many(steps.many, evaluate, Q, simulations, expand)):  # fmt: skip
+                    mcts_many(steps.many, evaluate, Q, simulations, expand, rule)):  # fmt: skip
                 text = "".join(path)
                 if ANSWER_END not in text:  # the best path stops short of an answer: finish it
                     text = finished_by_rollout.get((q, path)) or text

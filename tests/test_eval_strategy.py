@@ -47,7 +47,8 @@ def _run(ev, tmp_path, *flags, name="r.json") -> dict:
     "flags, budget",
     [(["--strategy", "weighted_best_of_n", "--samples", "4"], 4),
      (["--strategy", "beam", "--beam-width", "2", "--expand", "2"], 4),
-     (["--strategy", "mcts", "--simulations", "4", "--expand", "2"], 4)],
+     (["--strategy", "mcts", "--simulations", "4", "--expand", "2"], 4),
+     (["--strategy", "mcts", "--simulations", "4", "--expand", "2", "--mcts-rule", "puct"], 4)],
 )  # fmt: skip
 def test_strategy_results_are_deterministic(ev, tmp_path, flags, budget):
     a = _run(ev, tmp_path, "--n", "3", *flags, name="a.json")
@@ -82,7 +83,8 @@ def test_greedy_and_sample_need_no_verifier(ev, tmp_path):
     "flags, message",
     [(["--task", "countdown", "--strategy", "beam"], "needs a task with reasoning steps"),
      (["--strategy", "best_of_n", "--verifier", "no/such/verifier"], "not a folder written by"),
-     (["--strategy", "astar"], "--strategy")],
+     (["--strategy", "astar"], "--strategy"),
+     (["--strategy", "mcts", "--mcts-rule", "ucb2"], "--mcts-rule")],
 )  # fmt: skip
 def test_bad_strategy_settings_are_one_line(flags, message, tmp_path):
     res = subprocess.run(
