@@ -153,10 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Progress and results show up as they happen when piped (| tee, nohup, CI logs).
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+    from grpo.progress import line_buffered_output
+
+    line_buffered_output()
     args = build_parser().parse_args(argv)
     from model.checkpoint import CheckpointError
 

@@ -30,10 +30,9 @@ from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Piped (`| tee log`, nohup) output would otherwise arrive in 8 KB blocks, minutes late.
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+    from grpo.progress import line_buffered_output
+
+    line_buffered_output()
     ap = OneLineErrorParser(
         prog="train_zero.py", description=__doc__.split("\n")[0],
         epilog="Defaults run the built-in demo on CPU in a few minutes.",

@@ -44,3 +44,13 @@ class Progress:
         """Print the closing line if progress was shown at all."""
         if self.printed is not None and self.printed != self.total:
             self.log(self.line(self.total))
+
+
+def line_buffered_output() -> None:
+    """Flush stdout and stderr at every line, so that progress shows as it happens when
+    the output is piped (`| tee log`, nohup, CI logs) instead of arriving in 8 KB blocks."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)

@@ -363,11 +363,10 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grpo.progress import line_buffered_output
     from model.checkpoint import CheckpointError
 
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+    line_buffered_output()
     args = build_parser().parse_args(argv)
     try:
         run(args)

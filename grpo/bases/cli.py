@@ -237,9 +237,9 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):  # progress lines show up as they are written
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+    from grpo.progress import line_buffered_output
+
+    line_buffered_output()
     parser, commands = make_parser()
     args = parser.parse_args(argv)
     command = commands[args.command]
