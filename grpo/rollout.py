@@ -68,11 +68,15 @@ def rollout(
     policy: Transformer, tok: Tokenizer, task, examples: list[dict], *, group_size: int,
     max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
     stop_strings: list[str] = (), truncated: str = "zero", seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, first_group: int = 0,
+    total_groups: int | None = None,
 ) -> Rollout:  # fmt: skip
     """Sample `group_size` completions per example and score them with the task's rules.
 
     `progress(tokens_decoded, max_new_tokens)` is passed to `generate` (every decode step).
+    `first_group`, `total_groups`: these examples are groups first_group .. of a step
+    of `total_groups` (a data-parallel rank's share); each completion is then the one
+    the whole step's rollout would sample (generate's `noise_rows`).
     """
     prompt_ids = tok.encode_batch([task.prompt(ex) for ex in examples])
     out = generate(
@@ -80,6 +84,8 @@ def rollout(
         temperature=temperature, top_p=top_p if top_p < 1 else None, top_k=top_k or None,
         eos_ids=tok.eos_ids, stop_strings=stop_strings, tokenizer=tok, pad_id=tok.pad_id,
         seed=seed, progress=progress,
+        noise_rows=None if total_groups is None else (first_group * group_size,
+                                                      total_groups * group_size),
     )  # fmt: skip
     completion_ids = out.completions()
     texts = tok.decode_batch(completion_ids)

@@ -99,8 +99,13 @@ def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
 def sample_next(
     logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
     generator: torch.Generator | None, need_logprobs: bool = True,
+    noise_rows: tuple[int, int] | None = None,
 ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
-    """One token per row from logits (N, V). Returns (tokens (N,), log-probs (N,) fp32 or None)."""
+    """One token per row from logits (N, V). Returns (tokens (N,), log-probs (N,) fp32 or None).
+
+    noise_rows = (start, total): these N rows are rows start .. start+N-1 of a batch
+    of `total` rows; noise is drawn for all `total` rows and this slice is used.
+    """
     logits = logits.float()
     if temperature == 0:
         tok = logits.argmax(-1)
@@ -120,7 +125,12 @@ def sample_next(
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         filtered = filtered.masked_fill(drop, float("-inf"))
     probs = torch.softmax(filtered, -1)
-    noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    if noise_rows is None:
+        noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    else:
+        start, total = noise_rows
+        noise = probs.new_empty(total, probs.shape[1]).exponential_(1.0, generator=generator)
+        noise = noise[start : start + probs.shape[0]]
     tok = (probs / noise).argmax(-1)
     if not need_logprobs:
         return tok, None
@@ -163,6 +173,7 @@ def generate(
     compact: bool = True,
     logit_filter: Callable[[Tensor, Tensor], Tensor] | None = None,
     share_prefix: bool = True,
+    noise_rows: tuple[int, int] | None = None,
 ) -> GenerationOutput:
     """Sample `num_samples` completions for each prompt (token id lists).
 
@@ -176,9 +187,21 @@ def generate(
     `share_prefix`: prefill the prompts' common leading tokens once (step 1 of
     the module docstring); False prefills every prompt whole (the oracle).
     `compact`: drop finished rows from the cache (step 3); False keeps them.
+
+    `noise_rows=(start, total)`: this call's N rows are rows start .. start+N-1
+    of a batch of `total` rows (the prompts are a contiguous slice of a larger
+    batch, with the same num_samples). The noise is drawn for all `total` rows
+    every step, from the same seed, and this slice is used, so each row samples
+    what it would in the whole batch: data-parallel ranks that each generate
+    their slice reproduce the one-process rollout.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if noise_rows is not None:
+        start, total = noise_rows
+        if not 0 <= start <= start + len(prompts) * num_samples <= total:
+            raise ValueError(f"noise_rows {noise_rows}: {len(prompts) * num_samples} rows do "
+                             f"not fit in a batch of {total} from row {start}")  # fmt: skip
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -230,7 +253,8 @@ def generate(
         for t in range(max_new_tokens):
             if logit_filter is not None:
                 logits = logit_filter(logits, tokens[:, :t])
-            tok, lp = sample_next(logits, temperature, top_k, top_p, generator, logps is not None)
+            tok, lp = sample_next(logits, temperature, top_k, top_p, generator, logps is not None,
+                                  noise_rows)  # fmt: skip
             live = ~finished
             tokens[:, t] = torch.where(live, tok, pad_id)
             if logps is not None:

@@ -252,3 +252,29 @@ def test_bad_arguments(qwen):
         generate(m, [[1]], max_new_tokens=3, stop_strings=["x"])
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(m, [[1]], max_new_tokens=0)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_a_slice_of_the_batch_samples_what_the_whole_batch_does(qwen, temperature):
+    """noise_rows: prompts generated in contiguous slices (as data-parallel ranks do) give
+    the tokens of the whole batch, for every way of cutting it."""
+    _, m = qwen
+    prompts = _prompts([3, 9, 5, 1, 7], seed=11)
+    eos = list(range(0, VOCAB, 7))
+    kw = dict(max_new_tokens=20, num_samples=3, temperature=temperature, eos_ids=eos, pad_id=0,
+              seed=8, return_logprobs=True)  # fmt: skip
+    whole = generate(m, prompts, **kw)
+    N = len(prompts) * 3
+    for cuts in ([0, 2, 5], [0, 1, 4, 5], [0, 3, 5]):
+        parts = [generate(m, prompts[a:b], noise_rows=(3 * a, N), **kw)
+                 for a, b in zip(cuts, cuts[1:])]  # fmt: skip
+        T = whole.tokens.shape[1]
+        tokens = torch.cat([torch.nn.functional.pad(p.tokens, (0, T - p.tokens.shape[1]))
+                            for p in parts])  # fmt: skip
+        assert torch.equal(tokens, whole.tokens), cuts
+        assert torch.equal(torch.cat([p.lengths for p in parts]), whole.lengths)
+        logps = torch.cat([torch.nn.functional.pad(p.logprobs, (0, T - p.logprobs.shape[1]))
+                           for p in parts])  # fmt: skip
+        assert torch.allclose(logps, whole.logprobs, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="do not fit"):
+        generate(m, prompts[:2], noise_rows=(10, N), **kw)
