@@ -352,29 +352,16 @@ class Trainer:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         sums: dict[str, torch.Tensor] = {}
         grad_norms = []
-        lengths = mask.sum(1)
         applied = 0  # optimizer steps of this GRPO step already taken
         for _epoch in range(cfg.mu):
             perm = torch.randperm(N, generator=g).to(self.device)
             for mb in perm.chunk(cfg.mini_batches):
+                # The loss weights of the WHOLE mini-batch (its normaliser), before its
+                # rows are split into this process's share and into micro-batches.
                 weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
-                for pos in self._micro_batches(mb, lengths, batch):
-                    rows, w = mb[pos], weights[pos]
-                    with self.autocast():
-                        logp, ent = completion_logprobs(
-                            self.model, batch, rows, cfg.temperature, cfg.logprob_backend,
-                            cfg.share_prompt,
-                        )
-                    loss, s = grpo_loss(
-                        logp, None if old_logp is None else old_logp[rows],
-                        None if ref_logp is None else ref_logp[rows], adv[rows], w,
-                        mask[rows], self.loss_cfg, entropy=ent,
-                    )  # fmt: skip
-                    if not torch.isfinite(loss):
-                        self._diverged(step, f"loss is {loss.item()}", applied)
-                    loss.backward()
-                    for k, v in s.items():
-                        sums[k] = sums.get(k, 0) + v
+                s = self._backward(batch, adv, mb, weights, old_logp, ref_logp, step, applied)
+                for k, v in s.items():
+                    sums[k] = sums.get(k, 0) + v
                 clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
                 gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
                 if not torch.isfinite(gn):
@@ -389,6 +376,41 @@ class Trainer:
             m.pop("kl", None)  # beta = 0: there is no reference model to compare with
         m["grad_norm"] = sum(grad_norms) / len(grad_norms)
         return m
+
+    def _backward(
+        self, batch: Batch, adv: torch.Tensor, mb: torch.Tensor, weights: torch.Tensor,
+        old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, step: int, applied: int,
+        rows: range | None = None,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Accumulate the gradient of mini-batch `mb` (row indices into the batch), whose
+        loss weights `weights` were computed over the whole mini-batch; returns the
+        metric sums. With `rows`, only the mini-batch's rows in that range (a
+        data-parallel share) run: summing the gradients of shares that cover the
+        batch gives the whole mini-batch's gradient, since the weights carry the
+        global normaliser (tests/test_data_parallel.py)."""
+        cfg = self.cfg
+        mask = batch.completion_mask
+        if rows is not None:
+            keep = (mb >= rows.start) & (mb < rows.stop)
+            mb, weights = mb[keep], weights[keep]
+        sums: dict[str, torch.Tensor] = {}
+        for pos in self._micro_batches(mb, mask.sum(1), batch):
+            r, w = mb[pos], weights[pos]
+            with self.autocast():
+                logp, ent = completion_logprobs(
+                    self.model, batch, r, cfg.temperature, cfg.logprob_backend, cfg.share_prompt,
+                )  # fmt: skip
+            loss, s = grpo_loss(
+                logp, None if old_logp is None else old_logp[r],
+                None if ref_logp is None else ref_logp[r], adv[r], w, mask[r], self.loss_cfg,
+                entropy=ent,
+            )  # fmt: skip
+            if not torch.isfinite(loss):
+                self._diverged(step, f"loss is {loss.item()}", applied)
+            loss.backward()
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0) + v
+        return sums
 
     def _micro_batches(self, mb: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> list:
         """Positions into `mb` of each micro-batch (grpo/microbatch.py).

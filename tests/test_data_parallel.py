@@ -34,3 +34,48 @@ def test_each_share_of_a_rollout_samples_what_the_whole_rollout_does(base):
     # Without its place in the step, a share samples something else.
     alone = rollout(model, tok, task, examples[3:], **kw)
     assert alone.texts != whole.texts[12:]
+
+
+@pytest.mark.parametrize("aggregation", ["dapo", "grpo", "dr_grpo"])
+def test_shares_of_a_mini_batch_sum_to_its_gradient(tmp_path, aggregation):
+    """Trainer._backward on data-parallel shares of a mini-batch: the gradients (and the
+    metric sums) of the shares add up to the whole mini-batch's, because the loss
+    weights carry the mini-batch's global normaliser. fp64, so the match is tight."""
+    from grpo.config import TrainConfig
+    from grpo.loss import token_weights
+    from grpo.rollout import pack
+    from grpo.trainer import Trainer
+
+    cfg = TrainConfig(model="tiny", task="countdown", prompts_per_step=4, group_size=4,
+                      max_new_tokens=20, eval_n=8, plot=False, entropy_coef=0.01, beta=0.01,
+                      mu=2, mini_batches=2, micro_batch_size=3, aggregation=aggregation,
+                      out=str(tmp_path / "run"))  # fmt: skip
+    t = Trainer(cfg, log=lambda *a: None)
+    t.model.double()
+    t.ref.double()
+    ro = rollout(t.model, t.tok, t.task, [t.task.train_example(i) for i in range(4)],
+                 group_size=4, max_new_tokens=20, seed=3)  # fmt: skip
+    batch = pack(ro, t.tok.pad_id, "cpu")
+    N = batch.input_ids.shape[0]
+    adv = torch.linspace(-1.5, 1.5, N, dtype=torch.float64)  # hand-made, all nonzero
+    old, ref = t._logprobs(t.model, batch), t._logprobs(t.ref, batch)
+    mb = torch.randperm(N, generator=torch.Generator().manual_seed(0))[: N // 2 + 1]
+    w = token_weights(batch.completion_mask[mb], aggregation, cfg.max_new_tokens)
+
+    def grads(shares):
+        t.opt.zero_grad(set_to_none=True)
+        sums = {}
+        for rows in shares:
+            for k, v in t._backward(batch, adv, mb, w, old, ref, 1, 0, rows=rows).items():
+                sums[k] = sums.get(k, 0) + v
+        return [p.grad.clone() for p in t.model.parameters()], sums
+
+    whole, whole_sums = grads([None])
+    for cut in (5, 8, 13):
+        parts, part_sums = grads([range(0, cut), range(cut, N)])
+        for a, b in zip(whole, parts):
+            assert (a - b).abs().max() <= 1e-6 * a.abs().max(), float((a - b).abs().max())
+        for k in whole_sums:
+            assert float(part_sums[k]) == pytest.approx(float(whole_sums[k]), rel=1e-6, abs=1e-9)
+    one_share, _ = grads([range(0, 8)])
+    assert not all(torch.allclose(a, b) for a, b in zip(whole, one_share))
