@@ -78,13 +78,27 @@ def _run(ap, ns) -> int:
     except _REFUSED as e:
         return _refused(e)
     try:
-        trainer = Trainer(cfg, resume=ns.resume)
+        # torchrun (WORLD_SIZE > 1): one process per device, data parallel (grpo/distributed.py).
+        from grpo.distributed import init_from_env
+
+        dist = init_from_env()
+    except (RuntimeError, ValueError, KeyError) as e:
+        print(f"train_zero.py: error: could not join the torchrun process group: {e}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        trainer = Trainer(cfg, resume=ns.resume, dist=dist)
         trainer.train()
-    except TrainingDiverged as e:
-        print(f"train_zero.py: {e}", file=sys.stderr)
+        dist.close()  # every rank got here: wait for all, then tear down
+    except TrainingDiverged as e:  # every rank stops here together: rank 0 says why
+        dist.close()
+        if dist.main:
+            print(f"train_zero.py: {e}", file=sys.stderr)
         return 1
     except TrainingInterrupted as e:
-        print(f"\ntrain_zero.py: {e}", file=sys.stderr)
+        dist.close()
+        if dist.main:
+            print(f"\ntrain_zero.py: {e}", file=sys.stderr)
         return e.exit_code
     except (RunInUse, CheckpointError) as e:
         print(f"train_zero.py: error: {e}", file=sys.stderr)

@@ -49,6 +49,19 @@ class Rollout:
     def truncated(self) -> list[bool]:
         return [r == "length" for r in self.finish_reasons]
 
+    @staticmethod
+    def concat(parts: list[Rollout]) -> Rollout:
+        """The rollouts of consecutive shares of one step's groups, as one rollout."""
+        return Rollout(
+            examples=[e for p in parts for e in p.examples],
+            prompt_ids=[x for p in parts for x in p.prompt_ids],
+            completion_ids=[x for p in parts for x in p.completion_ids],
+            texts=[x for p in parts for x in p.texts],
+            finish_reasons=[x for p in parts for x in p.finish_reasons],
+            scores=[x for p in parts for x in p.scores],
+            rewards=torch.cat([p.rewards for p in parts]), group_size=parts[0].group_size,
+        )  # fmt: skip
+
 
 @dataclass
 class Batch:

@@ -97,12 +97,17 @@ def remove_stale_tmp(run_dir: str | Path) -> list[Path]:
 
 
 class JsonlWriter:
-    """Append-only JSON lines, flushed and fsynced per line: a crash loses nothing."""
+    """Append-only JSON lines, flushed and fsynced per line: a crash loses nothing.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    enabled=False (a data-parallel rank other than 0) writes nothing.
+    """
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -110,7 +115,7 @@ class JsonlWriter:
 
     def truncate_after(self, step: int) -> None:
         """Drop rows of steps after `step` (written after the checkpoint we resume from)."""
-        if not self.path.is_file():
+        if not self.enabled or not self.path.is_file():
             return
         keep = []
         for line in self.path.read_text().splitlines():

@@ -60,13 +60,14 @@ from grpo.checkpoint import (
 )
 from grpo.config import TrainConfig
 from grpo.context import check_train_set, draw_examples, heldout_that_fits
-from grpo.evaluate import evaluate
+from grpo.distributed import Dist
+from grpo.evaluate import evaluate, summarise
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
 from grpo.microbatch import OVERHEAD_TOKENS, plan_micro_batches
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
-from grpo.rollout import Batch, completion_logprobs, pack, rollout
+from grpo.rollout import Batch, Rollout, completion_logprobs, pack, rollout
 from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
 from grpo.search_metrics import behaviour_means
 from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
@@ -104,15 +105,27 @@ def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, log=say) -> None:
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: TrainConfig, resume: bool = False, log=say, dist: Dist | None = None,
+                 ) -> None:  # fmt: skip
+        # Data parallel (grpo/distributed.py): every rank runs this; rank 0 alone writes
+        # the run folder and prints.
+        self.dist = dist or Dist()
+        self.cfg, self.log = cfg, log if self.dist.main else (lambda *a, **k: None)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
+        if self.dist.active and self.device.type == "cuda":  # one device per rank
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.run_dir = Path(cfg.out or f"runs/{cfg.task}-{datetime.now():%Y%m%d-%H%M%S}")
+        if self.dist.active and not cfg.out:
+            raise ValueError("torchrun: give --out (every rank must write the same run folder)")
+        if self.dist.world > cfg.prompts_per_step:
+            raise ValueError(f"{self.dist.world} processes need --prompts-per-step >= "
+                             f"{self.dist.world} (each samples whole groups)")  # fmt: skip
         check_run_dir(self.run_dir)
         # An existing folder is locked at once: a second writer is refused before any work.
-        self._lock = RunLock(self.run_dir) if self.run_dir.is_dir() else None
+        main = self.dist.main
+        self._lock = RunLock(self.run_dir) if main and self.run_dir.is_dir() else None
         try:
             self._setup(resume)
         except BaseException:
@@ -142,14 +155,16 @@ class Trainer:
         check_train_set(
             self.task, self.tok, cfg.prompts_per_step, cfg.max_new_tokens, self.context, log
         )
-        # Everything is validated: only now does the run folder appear.
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"--out {self.run_dir}: cannot create it: {e.strerror}") from None
-        if self._lock is None:
-            self._lock = RunLock(self.run_dir)
-        remove_stale_tmp(self.run_dir)  # no other process writes here: the lock says so
+        # Everything is validated (on every rank): only now does the run folder appear.
+        self.dist.barrier()
+        if self.dist.main:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"--out {self.run_dir}: cannot create it: {e.strerror}") from None
+            if self._lock is None:
+                self._lock = RunLock(self.run_dir)
+            remove_stale_tmp(self.run_dir)  # no other process writes here: the lock says so
         self.model.train()
         self.model.gradient_checkpointing = cfg.grad_checkpointing
         # The reference is the initial policy, frozen. beta == 0: none is built.
@@ -162,9 +177,10 @@ class Trainer:
             aggregation=cfg.aggregation, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
             beta=cfg.beta, entropy_coef=cfg.entropy_coef, max_new_tokens=cfg.max_new_tokens,
         )  # fmt: skip
-        self.metrics = JsonlWriter(self.run_dir / "metrics.jsonl")
-        self.timings = JsonlWriter(self.run_dir / "timings.jsonl")
-        self.samples = JsonlWriter(self.run_dir / "samples.jsonl")
+        main = self.dist.main
+        self.metrics = JsonlWriter(self.run_dir / "metrics.jsonl", main)
+        self.timings = JsonlWriter(self.run_dir / "timings.jsonl", main)
+        self.samples = JsonlWriter(self.run_dir / "samples.jsonl", main)
         self.step = 0
         self.data_pos = 0
         self.history: list[dict[str, Any]] = []
@@ -173,10 +189,13 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the newest checkpoint this state is in
         self._step_seconds: list[float] = []  # durations of training steps (for the ETA)
         self.stops = StopRequests()  # SIGINT/SIGTERM while train() runs (grpo/stopping.py)
+        self._rows: range | None = None  # this process's rows of the step (data parallel)
         if resume:
             self._resume(ckpt)
         self._rng = rng_state()  # the RNG state of the last step boundary (for checkpoints)
-        write_json_atomic(self.run_dir / "train_config.json", cfg.to_dict())
+        if self.dist.main:
+            write_json_atomic(self.run_dir / "train_config.json", cfg.to_dict())
+        self.dist.barrier()
 
     def close(self) -> None:
         """Release the run folder's lock (the process ending releases it too)."""
@@ -231,13 +250,18 @@ class Trainer:
                      f"original length of {self.schedule_steps} steps; {tail}")  # fmt: skip
 
     def save(self) -> Path:
-        state = {
-            "optimizer": self.opt.state_dict(), "data_pos": self.data_pos,
-            "config": self.cfg.to_dict(), "history": self.history,
-            "schedule_steps": self.schedule_steps, "rng": self._rng,
-        }  # fmt: skip
-        path = save_checkpoint(self.run_dir, self.step, self.model, self.tok, state,
-                               keep=self.cfg.keep_checkpoints)  # fmt: skip
+        """Checkpoint (rank 0 writes: every rank holds the same model and optimizer)."""
+        if self.dist.main:
+            state = {
+                "optimizer": self.opt.state_dict(), "data_pos": self.data_pos,
+                "config": self.cfg.to_dict(), "history": self.history,
+                "schedule_steps": self.schedule_steps, "rng": self._rng,
+            }  # fmt: skip
+            path = save_checkpoint(self.run_dir, self.step, self.model, self.tok, state,
+                                   keep=self.cfg.keep_checkpoints)  # fmt: skip
+        self.dist.barrier()
+        if not self.dist.main:
+            path = latest_checkpoint(self.run_dir)
         self._saved_step = self.step
         return path
 
@@ -251,18 +275,26 @@ class Trainer:
             self.context, step,
         )  # fmt: skip
         progress = Progress(f"step {step} rollout", cfg.max_new_tokens, self.log, unit="tokens")
+        # This rank's groups: a contiguous share, sampled as the whole step would sample them.
+        share = self.dist.share(len(examples))
         self.model.eval()
         try:
-            with self.autocast(), self.stops.abandonable(f"the rollout of step {step}"):
+            with self.autocast(), self._abandonable(f"the rollout of step {step}"):
                 ro = rollout(
-                    self.model, self.tok, self.task, examples, group_size=cfg.group_size,
-                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                    top_p=cfg.top_p, top_k=cfg.top_k, stop_strings=cfg.stop_strings,
-                    truncated=cfg.truncated, seed=cfg.seed * 1_000_003 + step,
-                    progress=lambda t, _n: progress.update(t),
+                    self.model, self.tok, self.task, examples[share.start : share.stop],
+                    group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
+                    temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                    stop_strings=cfg.stop_strings, truncated=cfg.truncated,
+                    seed=cfg.seed * 1_000_003 + step, progress=lambda t, _n: progress.update(t),
+                    first_group=share.start,
+                    total_groups=len(examples) if self.dist.active else None,
                 )  # fmt: skip
         finally:
             self.model.train()
+        if self.dist.active:  # every rank gets the whole step's rollout
+            ro = Rollout.concat(self.dist.gather(ro))
+        G = cfg.group_size
+        self._rows = range(share.start * G, share.stop * G) if self.dist.active else None
         t_rollout = time.perf_counter() - t0
         adv, adv_stats = group_advantages(
             ro.rewards, cfg.group_size, scale_by_std=cfg.scale_by_std, eps=cfg.adv_eps
@@ -324,19 +356,24 @@ class Trainer:
         self._rng = rng_state()
         return row | {"_timing": timing}
 
-    def _logprobs(self, model: Transformer, batch: Batch) -> torch.Tensor:
-        """Per-token log-probs (N, Tc) of the whole batch, no graph (pi_old or pi_ref)."""
-        N = batch.input_ids.shape[0]
-        out = []
+    def _logprobs(self, model: Transformer, batch: Batch, rows: range | None = None,
+                  ) -> torch.Tensor:  # fmt: skip
+        """Per-token log-probs (N, Tc), no graph (pi_old or pi_ref), of the batch's rows in
+        `rows` (a data-parallel share; the others stay 0), or of all of them."""
+        N = batch.completion_mask.shape[0]
+        rows = rows or range(N)
+        out = None
         with torch.no_grad(), self.autocast():
-            for r0 in range(0, N, self.cfg.micro_batch_size):
-                rows = slice(r0, r0 + self.cfg.micro_batch_size)
+            for r0 in range(rows.start, rows.stop, self.cfg.micro_batch_size):
+                r = slice(r0, min(r0 + self.cfg.micro_batch_size, rows.stop))
                 lp, _ = completion_logprobs(
-                    model, batch, rows, self.cfg.temperature, self.cfg.logprob_backend,
+                    model, batch, r, self.cfg.temperature, self.cfg.logprob_backend,
                     self.cfg.share_prompt,
                 )
-                out.append(lp)
-        return torch.cat(out)
+                if out is None:
+                    out = lp.new_zeros(N, lp.shape[1])
+                out[r] = lp
+        return out
 
     def _update(self, batch: Batch, adv: torch.Tensor, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -347,8 +384,8 @@ class Trainer:
             group["lr"] = lr
         # pi_old differs from pi_theta only after the first optimizer step on this batch.
         several_updates = cfg.mu > 1 or cfg.mini_batches > 1
-        old_logp = self._logprobs(self.model, batch) if several_updates else None
-        ref_logp = self._logprobs(self.ref, batch) if self.ref is not None else None
+        old_logp = self._logprobs(self.model, batch, self._rows) if several_updates else None
+        ref_logp = self._logprobs(self.ref, batch, self._rows) if self.ref is not None else None
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         sums: dict[str, torch.Tensor] = {}
         grad_norms = []
@@ -359,7 +396,13 @@ class Trainer:
                 # The loss weights of the WHOLE mini-batch (its normaliser), before its
                 # rows are split into this process's share and into micro-batches.
                 weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
-                s = self._backward(batch, adv, mb, weights, old_logp, ref_logp, step, applied)
+                s = self._backward(batch, adv, mb, weights, old_logp, ref_logp, step, applied,
+                                   self._rows)  # fmt: skip
+                bad = s.pop("_bad", None)
+                if self.dist.any(bad is not None):
+                    self._diverged(step, bad or "the loss is not finite on another process",
+                                   applied)  # fmt: skip
+                self.dist.sum_grads(self.model.parameters())
                 for k, v in s.items():
                     sums[k] = sums.get(k, 0) + v
                 clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
@@ -370,6 +413,9 @@ class Trainer:
                 self.opt.step()
                 applied += 1
                 self.opt.zero_grad(set_to_none=True)
+        if self.dist.active:  # metric sums over every process's rows (a rank may have none)
+            keys = sorted(set().union(*self.dist.gather(sorted(sums))))
+            sums = self.dist.sum({k: sums.get(k, 0.0) for k in keys})
         m = finalize_metrics(sums)
         m.pop("tokens", None)
         if self.ref is None:
@@ -405,8 +451,8 @@ class Trainer:
                 None if ref_logp is None else ref_logp[r], adv[r], w, mask[r], self.loss_cfg,
                 entropy=ent,
             )  # fmt: skip
-            if not torch.isfinite(loss):
-                self._diverged(step, f"loss is {loss.item()}", applied)
+            if not torch.isfinite(loss):  # _update stops every process
+                return {"_bad": f"loss is {loss.item()}"}
             loss.backward()
             for k, v in s.items():
                 sums[k] = sums.get(k, 0) + v
@@ -449,13 +495,14 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         cfg = self.cfg
         t0 = time.perf_counter()
-        progress = Progress(f"eval @ step {self.step}", len(self.heldout), self.log,
+        share = self.dist.share(len(self.heldout))  # this rank's questions (all, alone)
+        progress = Progress(f"eval @ step {self.step}", len(share), self.log,
                             unit="questions")  # fmt: skip
         self.model.eval()
         try:
-            with self.stops.abandonable(f"the evaluation at step {self.step}"):
+            with self._abandonable(f"the evaluation at step {self.step}"):
                 res = evaluate(
-                    self.model, self.tok, self.task, self.heldout,
+                    self.model, self.tok, self.task, self.heldout[share.start : share.stop],
                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature,
                     stop_strings=cfg.stop_strings, batch_size=cfg.eval_batch_size,
                     seed=cfg.seed, autocast=self.autocast,
@@ -463,6 +510,11 @@ class Trainer:
                 )  # fmt: skip
         finally:
             self.model.train()
+        if self.dist.active:  # every rank's questions, gathered, graded as one set
+            parts = self.dist.gather((res.records, res.flops))
+            records = [r for recs, _ in parts for r in recs]
+            res.records, res.flops = records, sum(f for _, f in parts)
+            res.metrics = summarise(records, 1)
         progress.done()
         row = {"step": self.step, **res.metrics}
         self.metrics.write(row)
@@ -478,6 +530,21 @@ class Trainer:
         return row
 
     # ------------------------------------------------------------------ stopping on signals
+    def _abandonable(self, what: str):
+        """A rollout or evaluation that a signal abandons at once (one process); with
+        several, every rank finishes it and all stop together at the step boundary."""
+        return nullcontext() if self.dist.active else self.stops.abandonable(what)
+
+    def _stopping(self) -> bool:
+        """A stop was asked (SIGINT/SIGTERM), on this process or, with several, on any
+        (then every rank takes that signal as its own, for the message and exit code)."""
+        if not self.dist.active:
+            return self.stops.signal is not None
+        sig = max(self.dist.gather(self.stops.signal or 0))
+        if sig and self.stops.signal is None:
+            self.stops.signal = sig
+        return bool(sig)
+
     def _stop(self, abandoned: bool) -> TrainingInterrupted:
         """Checkpoint the last completed step (if not already) and say how to go on."""
         if self.step == 0:
@@ -507,7 +574,7 @@ class Trainer:
                  f"{latest_checkpoint(self.run_dir)}")  # fmt: skip
         for line in summary_lines(self.history, len(self.heldout), self.run_dir / "metrics.jsonl"):
             self.log(line)
-        if self.cfg.plot:
+        if self.cfg.plot and self.dist.main:
             plot_run(self.run_dir, self.log)
         return self.history[-1] if self.history else {}
 
@@ -521,7 +588,7 @@ class Trainer:
                 self._loop()
             except Abandon:
                 abandoned = True
-            if self.stops.signal is not None:
+            if self._stopping():
                 raise self._stop(abandoned)
         except StopNow:
             last = latest_checkpoint(self.run_dir)
@@ -535,14 +602,14 @@ class Trainer:
             log(eval_line(self.evaluate()))
             if self.step > 0 and self._save_due(self.step):
                 self.save()
-        while self.step < cfg.steps and self.stops.signal is None:
+        while self.step < cfg.steps and not self._stopping():
             t0 = time.perf_counter()
             row = self.train_step()
             self._step_seconds.append(time.perf_counter() - t0)
             s = self.step
             if s % cfg.log_every == 0 or s == cfg.steps:
                 log(step_line(row, cfg.steps, self._eta()))
-            if self.stops.signal is not None:
+            if self._stopping():
                 break  # the evaluation is redone on resume
             if self._eval_due(s):
                 log(eval_line(self.evaluate()))
