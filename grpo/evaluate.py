@@ -67,19 +67,29 @@ def evaluate(
     policy: Transformer, tok: Tokenizer, task, examples: list[dict], *, max_new_tokens: int,
     samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, stop_strings=("</answer>",),
     batch_size: int = 512, seed: int = 0, autocast=None, progress=None,
+    share: tuple[int, int] | None = None,
 ) -> EvalResult:  # fmt: skip
     """Generate `samples` completions per example and grade them; metrics prefixed eval_.
 
     `progress(done, total)`: see the module docstring for the contract.
+    `share=(offset, n)`: `examples` are items offset .. of a list of n (a data-parallel
+    rank's questions); the generation batches and their noise are those of the whole
+    list, so each question gets the completions the whole evaluation would give it.
     """
     if samples > 1 and temperature == 0:
         raise ValueError("several samples per question need temperature > 0")
     records: list[dict] = []
     flops = 0
     total = len(examples)
+    offset, n_all = share or (0, total)
     per_batch = max(1, batch_size // samples)
-    for b0 in range(0, total, per_batch):
-        chunk = examples[b0 : b0 + per_batch]
+    # The whole list's batches [c0, c0 + per_batch), cut to these examples.
+    cuts = sorted({0, total} | {c0 - offset for c0 in range(0, n_all, per_batch)
+                                if 0 < c0 - offset < total})  # fmt: skip
+    for b0, b1 in zip(cuts, cuts[1:]):
+        chunk = examples[b0:b1]
+        c0 = (offset + b0) // per_batch * per_batch  # the whole list's batch this is in
+        c_len = min(per_batch, n_all - c0)
         prompts = tok.encode_batch([task.prompt(ex) for ex in chunk])
         step_progress = None
         if progress:
@@ -92,7 +102,9 @@ def evaluate(
                 policy, prompts, max_new_tokens=max_new_tokens, num_samples=samples,
                 temperature=temperature, top_p=top_p if top_p < 1 else None,
                 eos_ids=tok.eos_ids, stop_strings=list(stop_strings), tokenizer=tok,
-                pad_id=tok.pad_id, seed=seed + b0, progress=step_progress,
+                pad_id=tok.pad_id, seed=seed + c0, progress=step_progress,
+                noise_rows=None if share is None else ((offset + b0 - c0) * samples,
+                                                       c_len * samples),
             )  # fmt: skip
         ids = out.completions()
         texts = tok.decode_batch(ids)

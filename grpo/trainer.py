@@ -507,6 +507,7 @@ class Trainer:
                     stop_strings=cfg.stop_strings, batch_size=cfg.eval_batch_size,
                     seed=cfg.seed, autocast=self.autocast,
                     progress=lambda done, _n: progress.update(int(done)),
+                    share=(share.start, len(self.heldout)) if self.dist.active else None,
                 )  # fmt: skip
         finally:
             self.model.train()

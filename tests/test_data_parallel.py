@@ -79,3 +79,22 @@ def test_shares_of_a_mini_batch_sum_to_its_gradient(tmp_path, aggregation):
             assert float(part_sums[k]) == pytest.approx(float(whole_sums[k]), rel=1e-6, abs=1e-9)
     one_share, _ = grads([range(0, 8)])
     assert not all(torch.allclose(a, b) for a, b in zip(whole, one_share))
+
+
+def test_each_share_of_an_evaluation_grades_what_the_whole_does(base):
+    """Sampled evaluation split across ranks (evaluate's share=): every question gets the
+    completions of the one-process evaluation, across its generation batches too."""
+    from grpo.evaluate import evaluate
+
+    model, tok, task = base
+    qs = task.heldout(7)
+    kw = dict(max_new_tokens=40, samples=2, temperature=1.0, batch_size=6, seed=5)  # 3 per batch
+    whole = evaluate(model, tok, task, qs, **kw)
+    for cuts in ([0, 4, 7], [0, 2, 5, 7], [0, 1, 7]):
+        parts = [evaluate(model, tok, task, qs[a:b], share=(a, 7), **kw)
+                 for a, b in zip(cuts, cuts[1:])]  # fmt: skip
+        got = [r["completions"] for p in parts for r in p.records]
+        assert got == [r["completions"] for r in whole.records], cuts
+    alone = evaluate(model, tok, task, qs[4:], **kw)
+    assert [r["completions"] for r in alone.records] != [r["completions"]
+                                                         for r in whole.records[4:]]

@@ -48,12 +48,13 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / "step_000002" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("aggregation", ["dapo", "grpo"])
-def test_two_processes_equal_one(tmp_path, aggregation):
+@pytest.mark.parametrize(
+    "extra", [["--aggregation", "dapo"], ["--aggregation", "grpo", "--eval-temperature", "0.7"]])
+def test_two_processes_equal_one(tmp_path, extra):
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = _train(one, 1, "--aggregation", aggregation)
+    r1 = _train(one, 1, *extra)
     assert r1.returncode == 0, r1.stderr[-3000:]
-    r2 = _train(two, 2, "--aggregation", aggregation)
+    r2 = _train(two, 2, *extra)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "terminate called" not in r2.stderr and "Traceback" not in r2.stderr
     g1 = torch.load(tmp_path / "one.grads.pt")
