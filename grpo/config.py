@@ -425,3 +425,17 @@ def config_from_args(ns: argparse.Namespace, file: str | None = None) -> tuple[T
     task = merged.get("task", TrainConfig.task)
     merged = {**task_defaults(task if isinstance(task, str) else ""), **merged}
     return TrainConfig.from_dict(merged, source=file or None, flag_keys=given), given
+
+
+def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
+    """Linear warmup to cfg.lr, then cosine decay over `schedule_steps` to the floor (step >= 1).
+
+    `schedule_steps` is the run's original length: a run extended past it on
+    resume continues at the floor, cfg.lr * cfg.min_lr_ratio.
+    """
+    if cfg.warmup_steps and step <= cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    span = max(1, schedule_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))

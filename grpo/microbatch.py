@@ -80,3 +80,19 @@ def plan_cost(
         distinct = len(set(groups[pos].tolist())) if groups is not None else len(pos)
         total += len(pos) * int(lengths[pos].max()) + prompt_len * distinct + overhead
     return total
+
+
+def micro_batches(mb: torch.Tensor, lengths: torch.Tensor, batch, micro_batch_size: int,
+                  share_prompt: bool) -> list[torch.Tensor]:  # fmt: skip
+    """Positions into `mb` (row indices of a grpo.rollout.Batch) of each micro-batch.
+
+    With share_prompt, cuts are planned against padding, prompts and overhead;
+    the unshared oracle cuts the length-sorted rows into equal chunks.
+    """
+    if share_prompt and batch.group is not None:
+        # Each distinct prompt costs its own columns; the common prefix is once per cut.
+        k = batch.shared_len
+        cuts = plan_micro_batches(lengths[mb].cpu(), batch.group[mb].cpu(), micro_batch_size,
+                                  batch.prompt_len - k, OVERHEAD_TOKENS + k)  # fmt: skip
+        return [c.to(mb.device) for c in cuts]
+    return list(torch.argsort(lengths[mb], stable=True).split(micro_batch_size))

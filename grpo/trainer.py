@@ -32,6 +32,9 @@ optimizer updates finish their step first. `train()` then raises
 `TrainingInterrupted`. A second signal stops at once, without saving. The
 mechanism is in grpo/stopping.py; the trainer decides what to save.
 
+Data parallel (`torchrun`): every process runs this loop on the whole step;
+each samples and back-propagates its share of the groups (grpo/distributed.py).
+
 Around the loop: grpo/policy.py builds the device, task and model, grpo/context.py
 checks prompt lengths against the context, grpo/runfolder.py locks the run folder
 and writes its JSON lines, grpo/report.py words the console lines.
@@ -41,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from contextlib import nullcontext
 from datetime import datetime
@@ -58,12 +60,12 @@ from grpo.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from grpo.config import TrainConfig
+from grpo.config import TrainConfig, lr_at
 from grpo.context import check_train_set, draw_examples, heldout_that_fits
 from grpo.distributed import Dist
 from grpo.evaluate import evaluate, summarise
 from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
-from grpo.microbatch import OVERHEAD_TOKENS, plan_micro_batches
+from grpo.microbatch import micro_batches
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
@@ -88,20 +90,6 @@ RESUME_SAFE_KEYS = {
 
 class TrainingDiverged(RuntimeError):
     """The loss or gradient became NaN/inf; the message names the last good checkpoint."""
-
-
-def lr_at(step: int, cfg: TrainConfig, schedule_steps: int) -> float:
-    """Linear warmup to cfg.lr, then cosine decay over `schedule_steps` to the floor (step >= 1).
-
-    `schedule_steps` is the run's original length: a run extended past it on
-    resume continues at the floor, cfg.lr * cfg.min_lr_ratio.
-    """
-    if cfg.warmup_steps and step <= cfg.warmup_steps:
-        return cfg.lr * step / cfg.warmup_steps
-    span = max(1, schedule_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class Trainer:
@@ -440,7 +428,7 @@ class Trainer:
             keep = (mb >= rows.start) & (mb < rows.stop)
             mb, weights = mb[keep], weights[keep]
         sums: dict[str, torch.Tensor] = {}
-        for pos in self._micro_batches(mb, mask.sum(1), batch):
+        for pos in micro_batches(mb, mask.sum(1), batch, cfg.micro_batch_size, cfg.share_prompt):
             r, w = mb[pos], weights[pos]
             with self.autocast():
                 logp, ent = completion_logprobs(
@@ -457,21 +445,6 @@ class Trainer:
             for k, v in s.items():
                 sums[k] = sums.get(k, 0) + v
         return sums
-
-    def _micro_batches(self, mb: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> list:
-        """Positions into `mb` of each micro-batch (grpo/microbatch.py).
-
-        With share_prompt, cuts are planned against padding, prompts and overhead;
-        the unshared oracle cuts the length-sorted rows into equal chunks.
-        """
-        mbs = self.cfg.micro_batch_size
-        if self.cfg.share_prompt and batch.group is not None:
-            # Each distinct prompt costs its own columns; the common prefix is once per cut.
-            k = batch.shared_len
-            cuts = plan_micro_batches(lengths[mb].cpu(), batch.group[mb].cpu(), mbs,
-                                      batch.prompt_len - k, OVERHEAD_TOKENS + k)  # fmt: skip
-            return [c.to(mb.device) for c in cuts]
-        return list(torch.argsort(lengths[mb], stable=True).split(mbs))
 
     def _diverged(self, step: int, what: str, applied: int) -> None:
         self.opt.zero_grad(set_to_none=True)
