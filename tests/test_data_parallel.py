@@ -3,23 +3,13 @@
 import pytest
 import torch
 
-from grpo.bases.common import TEMPLATE
 from grpo.rollout import rollout
-from grpo.tasks import get_task
-from model import Tokenizer, load_pretrained
 
 
-@pytest.fixture(scope="module")
-def base():
-    path = "assets/demo-base"
-    task = get_task("addition", template=TEMPLATE)
-    return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task
-
-
-def test_each_share_of_a_rollout_samples_what_the_whole_rollout_does(base):
+def test_each_share_of_a_rollout_samples_what_the_whole_rollout_does(addition_base):
     """Ranks that each roll out a contiguous share of the step's groups (with the step's
     seed) produce, together, the one-process rollout: texts, rewards and finish reasons."""
-    model, tok, task = base
+    model, tok, task = addition_base
     examples = [task.train_example(i) for i in range(5)]
     kw = dict(group_size=4, max_new_tokens=48, temperature=1.0, stop_strings=["</answer>"],
               seed=123)  # fmt: skip
@@ -81,12 +71,12 @@ def test_shares_of_a_mini_batch_sum_to_its_gradient(tmp_path, aggregation):
     assert not all(torch.allclose(a, b) for a, b in zip(whole, one_share))
 
 
-def test_each_share_of_an_evaluation_grades_what_the_whole_does(base):
+def test_each_share_of_an_evaluation_grades_what_the_whole_does(addition_base):
     """Sampled evaluation split across ranks (evaluate's share=): every question gets the
     completions of the one-process evaluation, across its generation batches too."""
     from grpo.evaluate import evaluate
 
-    model, tok, task = base
+    model, tok, task = addition_base
     qs = task.heldout(7)
     kw = dict(max_new_tokens=40, samples=2, temperature=1.0, batch_size=6, seed=5)  # 3 per batch
     whole = evaluate(model, tok, task, qs, **kw)

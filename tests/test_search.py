@@ -210,19 +210,6 @@ def test_mcts_many_equals_each_question_alone():
     assert calls[0] == 3  # simulation 1 expands the three roots in one call
 
 
-@pytest.fixture(scope="module")
-def addition_base():
-    import torch
-
-    from grpo.bases.common import TEMPLATE
-    from grpo.tasks import get_task
-    from model import Tokenizer, load_pretrained
-
-    path = "assets/demo-base"
-    task = get_task("addition", template=TEMPLATE)
-    return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task
-
-
 def test_policy_steps_end_at_a_delimiter_or_finish(addition_base):
     from grpo.search import PolicySteps
 

@@ -5,7 +5,6 @@ from collections import Counter
 import pytest
 import torch
 
-from grpo.bases.common import TEMPLATE
 from grpo.strategies import (
     STRATEGIES,
     RuleScorer,
@@ -14,23 +13,14 @@ from grpo.strategies import (
     run_strategy_many,
     sample_many,
 )
-from grpo.tasks import get_task
 from grpo.verifiers import Verifier
-from model import Tokenizer, load_pretrained
 
 KW = dict(n=6, width=2, expand=2, simulations=6, max_new_tokens=40)
 
 
-@pytest.fixture(scope="module")
-def base():
-    path = "assets/demo-base"
-    task = get_task("addition", template=TEMPLATE)
-    return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task
-
-
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_each_strategy_is_deterministic_and_counts_its_tokens(base, name):
-    model, tok, task = base
+def test_each_strategy_is_deterministic_and_counts_its_tokens(addition_base, name):
+    model, tok, task = addition_base
     ex = task.heldout(2)[1]
     runs = [run_strategy(name, model, tok, task, ex, RuleScorer(task, [ex]), seed=5, **KW)
             for _ in range(2)]  # fmt: skip
@@ -40,8 +30,8 @@ def test_each_strategy_is_deterministic_and_counts_its_tokens(base, name):
     assert r.correct == (task.score(r.text, ex)["accuracy"] == 1.0)
 
 
-def test_votes_pick_what_they_should(base):
-    model, tok, task = base
+def test_votes_pick_what_they_should(addition_base):
+    model, tok, task = addition_base
     ex = task.heldout(3)[2]
     (texts,), (lengths,) = sample_many(model, tok, [task.prompt(ex)], 6, 40, seed=9)
     used = sum(lengths)
@@ -56,8 +46,8 @@ def test_votes_pick_what_they_should(base):
     assert best.correct == any_right  # the oracle picks a right sample when there is one
 
 
-def test_verifier_scorer_reads_the_last_token_and_counts_tokens(base):
-    model, tok, task = base
+def test_verifier_scorer_reads_the_last_token_and_counts_tokens(addition_base):
+    model, tok, task = addition_base
     v = Verifier.from_policy(model, "orm")  # zero head: P = 0.5 everywhere
     prompt = task.prompt(task.heldout(1)[0])
     s = VerifierScorer(v, tok, [prompt, "x"], batch_size=1)
@@ -70,9 +60,9 @@ def test_verifier_scorer_reads_the_last_token_and_counts_tokens(base):
     assert s.tokens[1] == 0
 
 
-def test_verifier_scorer_batches_change_nothing(base):
+def test_verifier_scorer_batches_change_nothing(addition_base):
     # A random head: scores differ per text; batch size and order must not matter.
-    model, tok, task = base
+    model, tok, task = addition_base
     torch.manual_seed(0)
     v = Verifier.from_policy(model, "prm")
     with torch.no_grad():
@@ -86,18 +76,18 @@ def test_verifier_scorer_batches_change_nothing(base):
     assert many == pytest.approx(alone, abs=1e-5)
 
 
-def test_unknown_strategy(base):
-    model, tok, task = base
+def test_unknown_strategy(addition_base):
+    model, tok, task = addition_base
     ex = task.heldout(1)[0]
     with pytest.raises(ValueError, match="unknown strategy"):
         run_strategy("astar", model, tok, task, ex, RuleScorer(task, [ex]))
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_many_questions_at_once(base, name):
+def test_many_questions_at_once(addition_base, name):
     """Several questions searched together: deterministic, one result per question, each
     result's correctness and token counts its own."""
-    model, tok, task = base
+    model, tok, task = addition_base
     exs = task.heldout(3)
     runs = [run_strategy_many(name, model, tok, task, exs, RuleScorer(task, exs), seed=2, **KW)
             for _ in range(2)]  # fmt: skip
