@@ -348,8 +348,8 @@ class Trainer:
                   ) -> torch.Tensor:  # fmt: skip
         """Per-token log-probs (N, Tc), no graph (pi_old or pi_ref), of the batch's rows in
         `rows` (a data-parallel share; the others stay 0), or of all of them."""
-        N = batch.completion_mask.shape[0]
-        rows = rows or range(N)
+        N, Tc = batch.completion_mask.shape
+        rows = range(N) if rows is None else rows
         out = None
         with torch.no_grad(), self.autocast():
             for r0 in range(rows.start, rows.stop, self.cfg.micro_batch_size):
@@ -361,7 +361,7 @@ class Trainer:
                 if out is None:
                     out = lp.new_zeros(N, lp.shape[1])
                 out[r] = lp
-        return out
+        return out if out is not None else torch.zeros(N, Tc, device=batch.input_ids.device)
 
     def _update(self, batch: Batch, adv: torch.Tensor, step: int) -> dict[str, float]:
         cfg = self.cfg
