@@ -52,7 +52,9 @@ class StopNow(BaseException):
 class StopRequests:
     """The signal handler's state: which signal asked to stop, and where the run is."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet  # say nothing (a data-parallel rank other than 0)
+        self.command = "python train_zero.py"  # how the messages say to resume
         self.signal: int | None = None  # the first signal received, if any
         self.now = False  # a second signal arrived
         self._abandonable = False  # inside a rollout or an evaluation: a signal abandons it
@@ -82,6 +84,8 @@ class StopRequests:
         if self._abandonable:
             self._abandonable = False
             raise Abandon
+        if self.quiet:
+            return
         # print() is not safe in a signal handler (the stream may be mid-write).
         name = signal.Signals(signum).name
         _write_now(f"\n{name}: stopping at the end of this step, then saving a checkpoint "
@@ -105,7 +109,7 @@ class StopRequests:
         """The error for a stop after `step`, whose state is in `checkpoint` (step 0: none)."""
         sig = self.signal
         name = signal.Signals(sig).name
-        resume = f"continue with: python train_zero.py --out {run_dir} --resume"
+        resume = f"continue with: {self.command} --out {run_dir} --resume"
         if step == 0:
             return TrainingInterrupted(
                 f"{name}: stopped before the first step; nothing to save ({resume}, which "
@@ -122,7 +126,7 @@ class StopRequests:
         since = f"its last checkpoint, {last}" if last else "step 0 (no checkpoint was saved)"
         return TrainingInterrupted(
             f"{signal.Signals(sig).name} again: stopped at once without saving; "
-            f"python train_zero.py --out {run_dir} --resume continues from {since}", sig
+            f"{self.command} --out {run_dir} --resume continues from {since}", sig
         )
 
 

@@ -176,7 +176,11 @@ class Trainer:
         self.schedule_steps = cfg.steps
         self._saved_step: int | None = None  # the step of the newest checkpoint this state is in
         self._step_seconds: list[float] = []  # durations of training steps (for the ETA)
-        self.stops = StopRequests()  # SIGINT/SIGTERM while train() runs (grpo/stopping.py)
+        # SIGINT/SIGTERM while train() runs (grpo/stopping.py); rank 0 alone says so.
+        self.stops = StopRequests(quiet=not self.dist.main)
+        if self.dist.active:
+            self.stops.command = (f"torchrun --standalone --nproc_per_node={self.dist.world} "
+                                  "train_zero.py")  # fmt: skip
         self._rows: range | None = None  # this process's rows of the step (data parallel)
         if resume:
             self._resume(ckpt)

@@ -89,3 +89,33 @@ def test_resume_across_world_sizes(tmp_path):
         for k in w1:
             assert torch.allclose(w1[k], w2[k], atol=1e-5, rtol=0), (first, second, k)
         _same_rows(_metrics(straight), _metrics(run))
+
+
+def test_ctrl_c_stops_every_process_with_a_checkpoint(tmp_path):
+    """SIGINT to torchrun: both processes stop at the same step boundary, rank 0 saves,
+    and the run resumes (here with one process)."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    p = subprocess.Popen(
+        [*TORCHRUN, "--nproc_per_node=2", "train_zero.py", *FLAGS, "--steps", "60", "--out",
+         str(run)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        metrics = run / "metrics.jsonl"
+        rows = metrics.read_text().count('"reward"') if metrics.exists() else 0
+        if rows >= 2:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert "stopped after step" in err, err[-3000:]
+    assert (out + err).count("stopping at the end of this step") == 1  # rank 0 alone says it
+    assert "--nproc_per_node=2 train_zero.py --out" in err  # how to resume
+    step = int(err.split("stopped after step ")[1].split(";")[0])
+    assert (run / "checkpoints" / f"step_{step:06d}").is_dir()
+    r = _train(run, 1, "--resume", "--steps", str(step + 1))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resumed from {run / 'checkpoints' / f'step_{step:06d}'}" in r.stdout
