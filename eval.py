@@ -417,13 +417,7 @@ def check_strategy(args, task_name: str) -> None:
 def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
     """One strategy on every question; accuracy and compute per question, to JSON."""
     from grpo.progress import Progress
-    from grpo.strategies import (
-        QUESTIONS_PER_BATCH,
-        UNSCORED,
-        RuleScorer,
-        VerifierScorer,
-        run_strategy_many,
-    )
+    from grpo.strategies import UNSCORED, run_strategy_batched
     from grpo.verifiers.train import STEP_DELIMITERS, load_verifier
     from model.checkpoint import write_json_atomic
 
@@ -444,23 +438,15 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
              "--samples is ignored")
     bar = Progress(f"eval {args.strategy}", total=len(examples), log=note, unit="questions")
     t0 = time.perf_counter()
-    right = policy_tokens = verifier_tokens = 0
-    for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
-        chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
-        prompts = [task.prompt(ex) for ex in chunk]
-        scorer = RuleScorer(task, chunk)
-        if verifier is not None:
-            scorer = VerifierScorer(verifier, tok, prompts)
-        for r in run_strategy_many(
-            args.strategy, model, tok, task, chunk, scorer, n=args.samples,
-            width=args.beam_width, expand=args.expand, simulations=args.simulations,
-            max_new_tokens=args.max_new, delimiters=STEP_DELIMITERS.get(task.name, (", ",)),
-            seed=args.seed + 1009 * j, rule=args.mcts_rule,
-        ):  # fmt: skip
-            right += r.correct
-            policy_tokens += r.policy_tokens
-            verifier_tokens += r.verifier_tokens
-        bar.update(c0 + len(chunk))
+    results = run_strategy_batched(
+        args.strategy, model, tok, task, examples, verifier, seed=args.seed,
+        progress=bar.update, n=args.samples, width=args.beam_width, expand=args.expand,
+        simulations=args.simulations, max_new_tokens=args.max_new,
+        delimiters=STEP_DELIMITERS.get(task.name, (", ",)), rule=args.mcts_rule,
+    )  # fmt: skip
+    right = sum(r.correct for r in results)
+    policy_tokens = sum(r.policy_tokens for r in results)
+    verifier_tokens = sum(r.verifier_tokens for r in results)
     bar.done()
     n = len(examples)
     result = {

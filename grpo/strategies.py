@@ -75,19 +75,22 @@ class VerifierScorer:
     """A learned ORM or PRM (grpo.verifiers): P(correct) read at the text's last token.
 
     Called with (question index, text) pairs, it scores prompts[q] + text, at most
-    `batch_size` texts per forward; `tokens[q]` counts the tokens it read for q.
+    `batch_size` texts per forward; `tokens[q]` counts the tokens it read for q, and
+    `lengths` those of each request of the last call.
     """
 
     def __init__(self, verifier, tok, prompts, batch_size: int = 64) -> None:
         self.verifier, self.tok, self.prompts = verifier, tok, list(prompts)
         self.batch_size = batch_size
         self.tokens = [0] * len(self.prompts)
+        self.lengths: list[int] = []
 
     @torch.no_grad()
     def __call__(self, requests: list[tuple[int, str]]) -> list[float]:
         ids = self.tok.encode_batch([self.prompts[q] + t for q, t in requests])
-        for (q, _), row in zip(requests, ids):
-            self.tokens[q] += len(row)
+        self.lengths = [len(row) for row in ids]  # tokens read per request, this call
+        for (q, _), n in zip(requests, self.lengths):
+            self.tokens[q] += n
         device = next(self.verifier.parameters()).device
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of like lengths
         scores = [0.0] * len(ids)
@@ -122,6 +125,27 @@ def sample_many(
             texts.append(done[i * n : (i + 1) * n])
             tokens.append(lengths[i * n : (i + 1) * n])
     return texts, tokens
+
+
+def run_strategy_batched(
+    name: str, policy, tok, task, examples, verifier=None, *, seed: int = 0, progress=None,
+    **kw,
+) -> list[StrategyResult]:  # fmt: skip
+    """run_strategy_many on every question, QUESTIONS_PER_BATCH at a time (batch j seeded
+    seed + 1009 * j), scored by the rule (verifier None) or a learned verifier; calls
+    progress(questions done) after each batch. eval.py and grpo.test_time_compute use it,
+    so their figures are the same for the same flags."""
+    out: list[StrategyResult] = []
+    for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
+        chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
+        scorer = RuleScorer(task, chunk)
+        if verifier is not None:
+            scorer = VerifierScorer(verifier, tok, [task.prompt(ex) for ex in chunk])
+        out += run_strategy_many(name, policy, tok, task, chunk, scorer, seed=seed + 1009 * j,
+                                 **kw)  # fmt: skip
+        if progress is not None:
+            progress(len(out))
+    return out
 
 
 def run_strategy(name: str, policy, tok, task, example, scorer, **kw) -> StrategyResult:

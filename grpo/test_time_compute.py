@@ -204,8 +204,8 @@ def pooled(model_name, policy, tok, task, examples, verifiers, a, records, log) 
     read = {"none": [0] * len(flat), "rule": [0] * len(flat)}
     for v in sorted({v for _s, v, _n in wanted} - {"none", "rule"}):
         t1 = time.perf_counter()
-        scores[v] = VerifierScorer(verifiers[v], tok, prompts)(flat)
-        read[v] = [len(ids) for ids in tok.encode_batch([prompts[q] + t for q, t in flat])]
+        scorer = VerifierScorer(verifiers[v], tok, prompts)
+        scores[v], read[v] = scorer(flat), scorer.lengths
         log(f"  {model_name}: {v.upper()} scored {len(flat)} samples "
             f"({time.perf_counter() - t1:.0f} s)")  # fmt: skip
     spent = time.perf_counter() - t0
@@ -227,7 +227,7 @@ def pooled(model_name, policy, tok, task, examples, verifiers, a, records, log) 
 
 def searched(model_name, policy, tok, task, examples, verifiers, a, records, log) -> None:
     """greedy, beam and mcts, each question's search its own, as eval.py runs them."""
-    from grpo.strategies import QUESTIONS_PER_BATCH, RuleScorer, VerifierScorer, run_strategy_many
+    from grpo.strategies import run_strategy_batched
 
     runs = [("greedy", "none", 1, {})]
     runs += [("beam", "prm", w * EXPAND, {"width": w, "expand": EXPAND}) for w in BEAM_WIDTHS]
@@ -236,18 +236,11 @@ def searched(model_name, policy, tok, task, examples, verifiers, a, records, log
         if records.has(model_name, name, budget, v):
             continue
         t0 = time.perf_counter()
-        right = p_tok = v_tok = 0
-        for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
-            chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
-            scorer = RuleScorer(task, chunk)
-            if v not in ("none", "rule"):
-                scorer = VerifierScorer(verifiers[v], tok, [task.prompt(ex) for ex in chunk])
-            for r in run_strategy_many(name, policy, tok, task, chunk, scorer,
-                                       max_new_tokens=a.max_new_tokens, seed=a.seed + 1009 * j,
-                                       **kw):  # fmt: skip
-                right += r.correct
-                p_tok += r.policy_tokens
-                v_tok += r.verifier_tokens
+        res = run_strategy_batched(name, policy, tok, task, examples, verifiers.get(v),
+                                   seed=a.seed, max_new_tokens=a.max_new_tokens, **kw)  # fmt: skip
+        right = sum(r.correct for r in res)
+        p_tok = sum(r.policy_tokens for r in res)
+        v_tok = sum(r.verifier_tokens for r in res)
         Q = len(examples)
         rec = {"model": model_name, "strategy": name, "budget": budget, "verifier": v,
                "accuracy": right / Q, "policy_tokens": p_tok / Q, "verifier_tokens": v_tok / Q,
