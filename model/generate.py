@@ -125,12 +125,9 @@ def sample_next(
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         filtered = filtered.masked_fill(drop, float("-inf"))
     probs = torch.softmax(filtered, -1)
-    if noise_rows is None:
-        noise = torch.empty_like(probs).exponential_(1.0, generator=generator)
-    else:
-        start, total = noise_rows
-        noise = probs.new_empty(total, probs.shape[1]).exponential_(1.0, generator=generator)
-        noise = noise[start : start + probs.shape[0]]
+    start, total = noise_rows or (0, probs.shape[0])
+    noise = probs.new_empty(total, probs.shape[1]).exponential_(1.0, generator=generator)
+    noise = noise[start : start + probs.shape[0]]
     tok = (probs / noise).argmax(-1)
     if not need_logprobs:
         return tok, None
