@@ -153,6 +153,18 @@ class Prefix:
                       pick(self.valid), pick(self.next_pos), pick(self.last))  # fmt: skip
 
 
+class _Present:
+    """What a Prefix's layers append their (k, v) to. Not a list: module hooks that
+    rebuild the lists and tuples among their arguments (FSDP2's) pass this very
+    object on, not a copy the caller never sees."""
+
+    def __init__(self) -> None:
+        self.kv: list[tuple[Tensor, Tensor]] = []
+
+    def append(self, kv: tuple[Tensor, Tensor]) -> None:
+        self.kv.append(kv)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -171,10 +183,10 @@ class Attention(nn.Module):
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
         cache: KVCache | None = None, layer: int = 0,
-        past: tuple[Tensor, Tensor] | None = None, present: list | None = None,
+        past: tuple[Tensor, Tensor] | None = None, present: _Present | None = None,
     ) -> Tensor:  # fmt: skip
         """`past`: a Prefix's (k, v) for this layer, attended before x's own keys;
-        `present`: a list that receives this call's (k, v) (for Prefix)."""
+        `present`: receives this call's (k, v) by `append` (for Prefix)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.nh, self.D)
         k = self.k_proj(x).view(B, T, self.nkv, self.D)
@@ -222,7 +234,7 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor,
         cache: KVCache | None = None, layer: int = 0,
-        past: tuple[Tensor, Tensor] | None = None, present: list | None = None,
+        past: tuple[Tensor, Tensor] | None = None, present: _Present | None = None,
     ) -> Tensor:  # fmt: skip
         h = self.input_layernorm(x)
         x = x + self.self_attn(h, cos, sin, mask, cache, layer, past, present)
@@ -294,14 +306,14 @@ class Transformer(nn.Module):
         With `prefix`, the prompts continue it (a template's text computed once for
         many prompts) and the result holds both: its keys and values, then theirs.
         """
-        present: list[tuple[Tensor, Tensor]] = []
+        present = _Present()
         h = self._run(input_ids, attention_mask, None, prefix, present)
         valid = (
             torch.ones(input_ids.shape, dtype=torch.bool, device=input_ids.device)
             if attention_mask is None
             else attention_mask.to(device=input_ids.device, dtype=torch.bool)
         )
-        k, v = [p[0] for p in present], [p[1] for p in present]
+        k, v = [p[0] for p in present.kv], [p[1] for p in present.kv]
         next_pos = valid.sum(1)
         if prefix is not None:
             k = [torch.cat([a, b], 2) for a, b in zip(prefix.k, k)]
@@ -311,7 +323,7 @@ class Transformer(nn.Module):
 
     def _run(
         self, input_ids: Tensor, attention_mask: Tensor | None, cache: KVCache | None,
-        prefix: Prefix | None, present: list | None,
+        prefix: Prefix | None, present: _Present | None,
     ) -> Tensor:  # fmt: skip
         if cache is not None and prefix is not None:
             raise ValueError("give a KV cache or a prefix, not both")
@@ -368,4 +380,6 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
     ) -> Tensor:  # fmt: skip
         """Logits (B, T, V) in the parameters' dtype."""
-        return self.lm_head(self.hidden_states(input_ids, attention_mask, cache))
+        # _run, not hidden_states: under FSDP2 each entry point has its own hooks
+        # (grpo/fsdp.py), and one entered inside another would reshard on leaving.
+        return self.lm_head(self._run(input_ids, attention_mask, cache, None, None))

@@ -139,13 +139,13 @@ def test_shared_prompt_prefix_changes_nothing(qwen, temperature, monkeypatch):
     """Prefilling the prompts' common prefix once gives the same tokens and log-probs."""
     _, m = qwen
     calls = []
-    hidden = Transformer.hidden_states
+    run = Transformer._run  # what every forward entry point runs
 
-    def spy(self, ids, mask=None, cache=None, prefix=None):
+    def spy(self, ids, mask, cache, prefix, present):
         calls.append(tuple(ids.shape))
-        return hidden(self, ids, mask, cache, prefix)
+        return run(self, ids, mask, cache, prefix, present)
 
-    monkeypatch.setattr(Transformer, "hidden_states", spy)
+    monkeypatch.setattr(Transformer, "_run", spy)
     head = _prompts([MIN_SHARED_PREFIX + 3], seed=5)[0]
     tails = _prompts([1, 6, 0, 4], seed=6)  # one prompt is the common prefix alone
     prompts = [head + t for t in tails]
