@@ -68,9 +68,10 @@ def _fsync_tree(path: Path) -> None:
 
 def save_checkpoint(
     run_dir: str | Path, step: int, model: Transformer, tokenizer: Tokenizer,
-    state: dict[str, Any], keep: int = 2,
+    state: dict[str, Any], keep: int = 2, weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:  # fmt: skip
-    """Write checkpoint `step` atomically, point `latest` at it, prune old ones."""
+    """Write checkpoint `step` atomically, point `latest` at it, prune old ones.
+    `weights`: the model's whole state dict, when model.state_dict() holds shards (FSDP2)."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # debris of a save that was killed
@@ -79,7 +80,7 @@ def save_checkpoint(
     tmp = root / f".tmp-{name}-{os.getpid()}"
     final = root / name
     try:
-        save_pretrained(model, tmp, tokenizer=tokenizer)
+        save_pretrained(model, tmp, tokenizer=tokenizer, state_dict=weights)
         # state["rng"], if given, is the RNG state of the step boundary the state belongs to.
         torch.save({"rng": rng_state(), **state, "step": step}, tmp / STATE_FILE)
         _fsync_tree(tmp)

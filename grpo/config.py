@@ -103,6 +103,8 @@ class TrainConfig:
     adam_beta2: float = _f(0.99, "AdamW beta2 (0 <= beta2 < 1)")
     grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 = off)")
     grad_checkpointing: bool = _f(False, "recompute each block in backward to save memory")
+    fsdp: bool = _f(False, "torchrun: shard gradients and AdamW state over the processes "
+                    "(FSDP2); the weights are gathered whole for each phase")
     share_prompt: bool = _f(
         True, "update: run each group's prompt once and its G completions on top (off: the "
         "unshared oracle, every row runs its own prompt)"

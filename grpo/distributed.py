@@ -5,6 +5,7 @@
     parts = dist.gather(obj)        # every rank's obj, in rank order, on every rank
     dist.sum_grads(model.parameters())   # gradients summed over ranks (before clipping)
     dist.any(flag)                  # True on every rank if it is True on one
+    dist.most(n)                    # the largest n over the ranks
     dist.close()                    # clean teardown: no rank aborts at exit
 
 Exactness is the design, not a tolerance: every rank sees the whole step (the
@@ -85,6 +86,14 @@ class Dist:
         t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
         torch.distributed.all_reduce(t)
         return dict(zip(keys, t.tolist()))
+
+    def most(self, n: int) -> int:
+        """The largest of the ranks' `n`."""
+        if not self.active:
+            return n
+        t = torch.tensor([int(n)])
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return int(t.item())
 
     def any(self, flag: bool) -> bool:
         if not self.active:

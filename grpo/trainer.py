@@ -33,7 +33,10 @@ optimizer updates finish their step first. `train()` then raises
 mechanism is in grpo/stopping.py; the trainer decides what to save.
 
 Data parallel (`torchrun`): every process runs this loop on the whole step;
-each samples and back-propagates its share of the groups (grpo/distributed.py).
+each samples and back-propagates its share of the groups (grpo/distributed.py);
+with --fsdp the gradients and AdamW state are sharded (grpo/fsdp.py).
+
+The update itself (steps 4-5) is in grpo/update.py.
 
 Around the loop: grpo/policy.py builds the device, task and model, grpo/context.py
 checks prompt lengths against the context, grpo/runfolder.py locks the run folder
@@ -64,16 +67,17 @@ from grpo.config import TrainConfig, lr_at
 from grpo.context import check_train_set, draw_examples, heldout_that_fits
 from grpo.distributed import Dist
 from grpo.evaluate import evaluate, summarise
-from grpo.loss import LossConfig, finalize_metrics, grpo_loss, token_weights
-from grpo.microbatch import micro_batches
+from grpo.fsdp import Sharding
+from grpo.loss import LossConfig
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
-from grpo.rollout import Batch, Rollout, completion_logprobs, pack, rollout
+from grpo.rollout import Rollout, pack, rollout
 from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
 from grpo.search_metrics import behaviour_means
 from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
-from model import Tokenizer, Transformer
+from grpo.update import TrainingDiverged, Update
+from model import Tokenizer
 from model.checkpoint import load_state_dict, write_json_atomic
 from model.flops import rollout_flops, update_flops
 
@@ -83,16 +87,11 @@ __all__ = ["RESUME_SAFE_KEYS", "Trainer", "TrainingDiverged", "TrainingInterrupt
 # (`steps` is safe: the learning-rate schedule keeps the length the run started with.)
 RESUME_SAFE_KEYS = {
     "steps", "eval_every", "eval_n", "eval_batch_size", "save_every", "keep_checkpoints",
-    "log_every", "plot", "threads", "out", "device", "samples_per_eval",
+    "log_every", "plot", "threads", "out", "device", "samples_per_eval", "fsdp",
 }  # fmt: skip
 
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss or gradient became NaN/inf; the message names the last good checkpoint."""
-
-
-class Trainer:
+class Trainer(Update):
     def __init__(self, cfg: TrainConfig, resume: bool = False, log=say, dist: Dist | None = None,
                  ) -> None:  # fmt: skip
         # Data parallel (grpo/distributed.py): every rank runs this; rank 0 alone writes
@@ -157,6 +156,12 @@ class Trainer:
         self.model.gradient_checkpointing = cfg.grad_checkpointing
         # The reference is the initial policy, frozen. beta == 0: none is built.
         self.ref = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.beta > 0 else None
+        if ckpt is not None:  # the checkpoint's weights, before they are sharded
+            sd = load_state_dict(self.model, ckpt, self.device, torch.float32)
+            self.model.load_state_dict(sd, strict=False)
+        if cfg.fsdp and not self.dist.active:
+            log("--fsdp: one process, nothing to shard (it takes effect under torchrun)")
+        self.sharding = Sharding.build([self.model, self.ref], self.dist, cfg.fsdp, self.device)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
             weight_decay=cfg.weight_decay, fused=self.device.type == "cuda",
@@ -220,10 +225,8 @@ class Trainer:
         if risky:
             self.log(f"warning: resuming with changed settings {risky}; the continuation will "
                      "differ from an uninterrupted run")  # fmt: skip
-        state = load_trainer_state(ckpt)
-        sd = load_state_dict(self.model, ckpt, self.device, torch.float32)
-        self.model.load_state_dict(sd, strict=False)
-        self.opt.load_state_dict(state["optimizer"])
+        state = load_trainer_state(ckpt)  # (the weights were loaded in _setup)
+        self.sharding.load_optimizer_state(self.opt, state["optimizer"])
         set_rng_state(state["rng"])
         self.step, self.data_pos = state["step"], state["data_pos"]
         self.history = state.get("history", [])
@@ -242,15 +245,18 @@ class Trainer:
                      f"original length of {self.schedule_steps} steps; {tail}")  # fmt: skip
 
     def save(self) -> Path:
-        """Checkpoint (rank 0 writes: every rank holds the same model and optimizer)."""
+        """Checkpoint (rank 0 writes: every rank holds the same model and optimizer, or,
+        with --fsdp, its shards of them, gathered here)."""
+        weights = self.sharding.full_state(self.model)
+        optimizer = self.sharding.full_optimizer_state(self.opt)
         if self.dist.main:
             state = {
-                "optimizer": self.opt.state_dict(), "data_pos": self.data_pos,
+                "optimizer": optimizer, "data_pos": self.data_pos,
                 "config": self.cfg.to_dict(), "history": self.history,
                 "schedule_steps": self.schedule_steps, "rng": self._rng,
             }  # fmt: skip
             path = save_checkpoint(self.run_dir, self.step, self.model, self.tok, state,
-                                   keep=self.cfg.keep_checkpoints)  # fmt: skip
+                                   keep=self.cfg.keep_checkpoints, weights=weights)  # fmt: skip
         self.dist.barrier()
         if not self.dist.main:
             path = latest_checkpoint(self.run_dir)
@@ -271,7 +277,8 @@ class Trainer:
         share = self.dist.share(len(examples))
         self.model.eval()
         try:
-            with self.autocast(), self._abandonable(f"the rollout of step {step}"):
+            with self.autocast(), self._abandonable(f"the rollout of step {step}"), \
+                    self.sharding.gathered(self.model):
                 ro = rollout(
                     self.model, self.tok, self.task, examples[share.start : share.stop],
                     group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
@@ -348,126 +355,6 @@ class Trainer:
         self._rng = rng_state()
         return row | {"_timing": timing}
 
-    def _logprobs(self, model: Transformer, batch: Batch, rows: range | None = None,
-                  ) -> torch.Tensor:  # fmt: skip
-        """Per-token log-probs (N, Tc), no graph (pi_old or pi_ref), of the batch's rows in
-        `rows` (a data-parallel share; the others stay 0), or of all of them."""
-        N, Tc = batch.completion_mask.shape
-        rows = range(N) if rows is None else rows
-        out = None
-        with torch.no_grad(), self.autocast():
-            for r0 in range(rows.start, rows.stop, self.cfg.micro_batch_size):
-                r = slice(r0, min(r0 + self.cfg.micro_batch_size, rows.stop))
-                lp, _ = completion_logprobs(
-                    model, batch, r, self.cfg.temperature, self.cfg.logprob_backend,
-                    self.cfg.share_prompt,
-                )
-                if out is None:
-                    out = lp.new_zeros(N, lp.shape[1])
-                out[r] = lp
-        return out if out is not None else torch.zeros(N, Tc, device=batch.input_ids.device)
-
-    def _update(self, batch: Batch, adv: torch.Tensor, step: int) -> dict[str, float]:
-        cfg = self.cfg
-        N = batch.input_ids.shape[0]
-        mask = batch.completion_mask
-        lr = lr_at(step, cfg, self.schedule_steps)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        # pi_old differs from pi_theta only after the first optimizer step on this batch.
-        several_updates = cfg.mu > 1 or cfg.mini_batches > 1
-        old_logp = self._logprobs(self.model, batch, self._rows) if several_updates else None
-        ref_logp = self._logprobs(self.ref, batch, self._rows) if self.ref is not None else None
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        sums: dict[str, torch.Tensor] = {}
-        grad_norms = []
-        applied = 0  # optimizer steps of this GRPO step already taken
-        for _epoch in range(cfg.mu):
-            perm = torch.randperm(N, generator=g).to(self.device)
-            for mb in perm.chunk(cfg.mini_batches):
-                # The loss weights of the WHOLE mini-batch (its normaliser), before its
-                # rows are split into this process's share and into micro-batches.
-                weights = token_weights(mask[mb], cfg.aggregation, cfg.max_new_tokens)
-                s = self._backward(batch, adv, mb, weights, old_logp, ref_logp, step, applied,
-                                   self._rows)  # fmt: skip
-                bad = s.pop("_bad", None)
-                if self.dist.any(bad is not None):
-                    self._diverged(step, bad or "the loss is not finite on another process",
-                                   applied)  # fmt: skip
-                self.dist.sum_grads(self.model.parameters())
-                for k, v in s.items():
-                    sums[k] = sums.get(k, 0) + v
-                clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-                gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-                if not torch.isfinite(gn):
-                    self._diverged(step, f"gradient norm is {gn.item()}", applied)
-                grad_norms.append(float(gn))
-                self.opt.step()
-                applied += 1
-                self.opt.zero_grad(set_to_none=True)
-        if self.dist.active:  # metric sums over every process's rows (a rank may have none)
-            keys = sorted(set().union(*self.dist.gather(sorted(sums))))
-            sums = self.dist.sum({k: sums.get(k, 0.0) for k in keys})
-        m = finalize_metrics(sums)
-        m.pop("tokens", None)
-        if self.ref is None:
-            m.pop("kl", None)  # beta = 0: there is no reference model to compare with
-        m["grad_norm"] = sum(grad_norms) / len(grad_norms)
-        return m
-
-    def _backward(
-        self, batch: Batch, adv: torch.Tensor, mb: torch.Tensor, weights: torch.Tensor,
-        old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None, step: int, applied: int,
-        rows: range | None = None,
-    ) -> dict[str, torch.Tensor]:  # fmt: skip
-        """Accumulate the gradient of mini-batch `mb` (row indices into the batch), whose
-        loss weights `weights` were computed over the whole mini-batch; returns the
-        metric sums. With `rows`, only the mini-batch's rows in that range (a
-        data-parallel share) run: summing the gradients of shares that cover the
-        batch gives the whole mini-batch's gradient, since the weights carry the
-        global normaliser (tests/test_data_parallel.py)."""
-        cfg = self.cfg
-        mask = batch.completion_mask
-        if rows is not None:
-            keep = (mb >= rows.start) & (mb < rows.stop)
-            mb, weights = mb[keep], weights[keep]
-        sums: dict[str, torch.Tensor] = {}
-        for pos in micro_batches(mb, mask.sum(1), batch, cfg.micro_batch_size, cfg.share_prompt):
-            r, w = mb[pos], weights[pos]
-            with self.autocast():
-                logp, ent = completion_logprobs(
-                    self.model, batch, r, cfg.temperature, cfg.logprob_backend, cfg.share_prompt,
-                )  # fmt: skip
-            loss, s = grpo_loss(
-                logp, None if old_logp is None else old_logp[r],
-                None if ref_logp is None else ref_logp[r], adv[r], w, mask[r], self.loss_cfg,
-                entropy=ent,
-            )  # fmt: skip
-            if not torch.isfinite(loss):  # _update stops every process
-                return {"_bad": f"loss is {loss.item()}"}
-            loss.backward()
-            for k, v in s.items():
-                sums[k] = sums.get(k, 0) + v
-        return sums
-
-    def _diverged(self, step: int, what: str, applied: int) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        hint = "(try a lower --lr or --grad-clip)"
-        if not applied:
-            # Nothing of this step was applied: the weights are still those after step - 1.
-            path = self.save()
-            raise TrainingDiverged(f"step {step}: {what}; training stopped. Last good state "
-                                   f"saved to {path} {hint}")  # fmt: skip
-        # Earlier mini-batches of this step already moved the weights and the optimizer:
-        # the current state is no good one, so the checkpoints on disk are left as they are.
-        last = latest_checkpoint(self.run_dir)
-        where = (f"the last good checkpoint is {last}" if last else
-                 "no checkpoint was saved before it; start again")  # fmt: skip
-        raise TrainingDiverged(
-            f"step {step}: {what} after {applied} optimizer step(s) of this step; training "
-            f"stopped with nothing saved, {where} {hint}"
-        )
-
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -477,7 +364,8 @@ class Trainer:
                             unit="questions")  # fmt: skip
         self.model.eval()
         try:
-            with self._abandonable(f"the evaluation at step {self.step}"):
+            with self._abandonable(f"the evaluation at step {self.step}"), \
+                    self.sharding.gathered(self.model):
                 res = evaluate(
                     self.model, self.tok, self.task, self.heldout[share.start : share.stop],
                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature,

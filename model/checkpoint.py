@@ -196,8 +196,12 @@ def load_pretrained(
 def save_pretrained(
     model: Transformer, path: str | Path, tokenizer: Tokenizer | None = None,
     max_shard_bytes: int | None = None, dtype: torch.dtype | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:  # fmt: skip
     """Write `model` (and `tokenizer`) to `path` in Hugging Face layout.
+
+    `state_dict`: the tensors to write instead of model.state_dict() (a sharded model's,
+    gathered whole).
 
     With `max_shard_bytes`, weights are split into `model-0000i-of-0000n.safetensors`
     shards plus an index, as `transformers` does for large models.
@@ -207,7 +211,7 @@ def save_pretrained(
     cfg = model.config
     sd = {
         k: v.detach().to(dtype or v.dtype).contiguous().cpu()
-        for k, v in model.state_dict().items()
+        for k, v in (model.state_dict() if state_dict is None else state_dict).items()
         if not (cfg.tie_word_embeddings and k == "lm_head.weight")
     }
     stored = next(iter(sd.values())).dtype

@@ -4,7 +4,7 @@
     python tests/dp_train.py GRADS_FILE [train_zero flags]
 
 Rank 0 saves every parameter's gradient as the first optimizer step sees it
-(summed over ranks and clipped) to GRADS_FILE, then training goes on as usual.
+(summed over ranks and clipped; with --fsdp gathered) to GRADS_FILE, then training goes on as usual.
 """
 
 import os
@@ -21,10 +21,15 @@ _step = torch.optim.AdamW.step
 _saved = []
 
 
+def _full(t):  # with --fsdp a gradient is this rank's shard: gather it (every rank calls)
+    return t.full_tensor() if hasattr(t, "full_tensor") else t.detach().clone()
+
+
 def _step_saving_grads(self, *args, **kwargs):
-    if not _saved and int(os.environ.get("RANK", "0")) == 0:
-        grads = [p.grad.detach().clone() for g in self.param_groups for p in g["params"]]
-        torch.save(grads, sys.argv[1])
+    if not _saved:
+        grads = [_full(p.grad) for g in self.param_groups for p in g["params"]]
+        if int(os.environ.get("RANK", "0")) == 0:
+            torch.save(grads, sys.argv[1])
         _saved.append(True)
     return _step(self, *args, **kwargs)
 

@@ -56,7 +56,7 @@ def test_shares_of_a_mini_batch_sum_to_its_gradient(tmp_path, aggregation):
         t.opt.zero_grad(set_to_none=True)
         sums = {}
         for rows in shares:
-            for k, v in t._backward(batch, adv, mb, w, old, ref, 1, 0, rows=rows).items():
+            for k, v in t._backward(batch, adv, mb, w, old, ref, rows=rows).items():
                 sums[k] = sums.get(k, 0) + v
         return [p.grad.clone() for p in t.model.parameters()], sums
 

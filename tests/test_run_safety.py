@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 import grpo.trainer as tr
+import grpo.update as upd
 from grpo.checkpoint import latest_checkpoint, load_trainer_state
 from grpo.config import TrainConfig
 from grpo.policy import pick_device
@@ -211,7 +212,8 @@ def test_stop_in_each_phase_then_exact_resume(tmp_path, monkeypatch, straight, p
     run = tmp_path / "run"
     t = Trainer(_cfg(run, eval_every=2, save_every=0), log=lambda *a: None)
     target = {"rollout": "rollout", "update": "grpo_loss", "eval": "evaluate"}[phase]
-    real = getattr(tr, target)
+    mod = upd if phase == "update" else tr  # the module that calls it
+    real = getattr(mod, target)
 
     def interrupting(*a, **k):
         if t.step == (1 if phase != "eval" else 2) and not interrupting.sent:
@@ -220,10 +222,10 @@ def test_stop_in_each_phase_then_exact_resume(tmp_path, monkeypatch, straight, p
         return real(*a, **k)
 
     interrupting.sent = False
-    monkeypatch.setattr(tr, target, interrupting)
+    monkeypatch.setattr(mod, target, interrupting)
     with pytest.raises(tr.TrainingInterrupted) as info:
         t.train()
-    monkeypatch.setattr(tr, target, real)
+    monkeypatch.setattr(mod, target, real)
     assert info.value.exit_code == 128 + sig
     assert said in str(info.value), str(info.value)
     ckpt = latest_checkpoint(run)
@@ -247,14 +249,14 @@ def test_divergence_mid_step_keeps_the_true_pre_step_checkpoint(tmp_path, monkey
     t.save()
     weights = {k: v.clone() for k, v in t.model.state_dict().items()}
     opt = copy.deepcopy(t.opt.state_dict())
-    real, calls = tr.grpo_loss, []
+    real, calls = upd.grpo_loss, []
 
     def nan_in_second_minibatch(*a, **k):
         calls.append(1)  # 16 rows, 2 mini-batches of 8, micro-batches of 5: call 3 is in the 2nd
         loss, sums = real(*a, **k)
         return (loss * float("nan") if len(calls) >= 3 else loss), sums
 
-    monkeypatch.setattr(tr, "grpo_loss", nan_in_second_minibatch)
+    monkeypatch.setattr(upd, "grpo_loss", nan_in_second_minibatch)
     with pytest.raises(TrainingDiverged) as info:
         t.train_step()
     ckpt = latest_checkpoint(tmp_path / "run")
