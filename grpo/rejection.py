@@ -1,0 +1,202 @@
+"""Rejection sampling: a model's own correct, well-formed samples as SFT data.
+
+    python -m grpo.rejection --model runs/zero --out sft.jsonl --questions 2000 --k 8 --keep 1
+
+Samples k completions per train question (the RL train stream's questions,
+grpo.context.rl_example, from --start), keeps those that pass the task's
+rules, and writes the SFT JSONL train_sft.py reads: {"prompt", "completion",
+"question", "target", "pos"}. A completion passes when its answer is correct,
+its format is right (tags and answer format: Task.score) and it ended by
+itself, not at the token budget. Options: how many to keep per question
+(`--keep`, 0 = all that pass) and whether to drop a question's duplicate
+texts (`--dedup`, on by default). It reports the acceptance rate.
+
+DeepSeek-R1's stage 3 and STaR's inner loop are this; distillation is this
+with a teacher (grpo/distill.py).
+
+    records, stats = rejection_sample(model, tok, task, examples, k=8, keep=1)
+    kept = select(texts, scores, finish, k, keep=1, dedup=True)   # the rule itself
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+QUESTIONS_PER_BATCH = 64  # questions sampled together (x k rows per generation batch)
+
+
+def passes(score: dict[str, float], finish: str) -> bool:
+    """The acceptance rule: correct, well-formed, and stopped by itself."""
+    return score["accuracy"] == 1.0 and score["format"] == 1.0 and finish != "length"
+
+
+def select(texts: list[str], scores: list[dict[str, float]], finish: list[str], k: int,
+           keep: int = 1, dedup: bool = True) -> list[list[int]]:  # fmt: skip
+    """For each question (k consecutive samples), the indices of the samples kept: those
+    that pass, in sampling order, without repeats of a text if `dedup`, at most `keep`
+    (0 = all)."""
+    out = []
+    for q in range(len(texts) // k):
+        kept, seen = [], set()
+        for i in range(q * k, (q + 1) * k):
+            if not passes(scores[i], finish[i]):
+                continue
+            if dedup:
+                if texts[i] in seen:
+                    continue
+                seen.add(texts[i])
+            kept.append(i)
+            if keep and len(kept) == keep:
+                break
+        out.append(kept)
+    return out
+
+
+def rejection_sample(
+    model, tok, task, examples: list[dict], *, k: int, keep: int = 1, dedup: bool = True,
+    max_new_tokens: int = 128, temperature: float = 1.0, seed: int = 0, positions=None,
+    log=None, autocast=None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """(SFT records, stats) from k samples per example; see the module docstring."""
+    from contextlib import nullcontext
+
+    import torch
+
+    from grpo.progress import Progress
+    from grpo.rollout import rollout
+
+    positions = list(positions) if positions is not None else list(range(len(examples)))
+    records: list[dict[str, Any]] = []
+    passed = sampled = covered = 0
+    progress = Progress("rejection sampling", len(examples), log or (lambda *a: None),
+                        unit="questions")  # fmt: skip
+    model.eval()
+    for b, q0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
+        chunk = examples[q0 : q0 + QUESTIONS_PER_BATCH]
+        with torch.no_grad(), autocast() if autocast else nullcontext():
+            ro = rollout(model, tok, task, chunk, group_size=k, max_new_tokens=max_new_tokens,
+                         temperature=temperature, stop_strings=["</answer>"],
+                         seed=seed * 1_000_003 + b)  # fmt: skip
+        sampled += len(ro.texts)
+        passed += sum(passes(s, f) for s, f in zip(ro.scores, ro.finish_reasons))
+        for j, kept in enumerate(select(ro.texts, ro.scores, ro.finish_reasons, k, keep, dedup)):
+            ex = chunk[j]
+            covered += bool(kept)
+            for i in kept:
+                records.append({
+                    "prompt": task.prompt(ex), "completion": ro.texts[i],
+                    "question": ex["question"], "target": ex.get("target"),
+                    "pos": positions[q0 + j],
+                })  # fmt: skip
+        progress.update(q0 + len(chunk))
+    progress.done()
+    stats = {
+        "questions": len(examples), "samples": sampled, "passed": passed,
+        "acceptance_rate": passed / max(1, sampled),
+        "questions_with_a_pass": covered, "coverage": covered / max(1, len(examples)),
+        "records": len(records), "k": k, "keep": keep, "dedup": dedup,
+    }  # fmt: skip
+    return records, stats
+
+
+def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
+    """Write atomically (a crash leaves the old file or the new one, never half of one)."""
+    from model.checkpoint import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grpo.config import OneLineErrorParser
+
+    ap = OneLineErrorParser(prog="python -m grpo.rejection",
+                            description=__doc__.split("\n")[0])  # fmt: skip
+    ap.add_argument("--model", required=True, help="checkpoint or run folder, or a built-in")
+    ap.add_argument("--out", required=True, help="the SFT JSONL to write")
+    ap.add_argument("--task", default="addition", help="addition, countdown or jsonl")
+    ap.add_argument("--task-path", default=None, help="for --task jsonl")
+    ap.add_argument("--template", default="r1zero")
+    ap.add_argument("--questions", type=int, default=1000, help="train questions to sample")
+    ap.add_argument("--start", type=int, default=0,
+                    help="first position in the train stream (default 0)")  # fmt: skip
+    ap.add_argument("--k", type=int, default=8, help="samples per question (default 8)")
+    ap.add_argument("--keep", type=int, default=1,
+                    help="at most this many kept per question; 0 = all that pass (default 1)")
+    ap.add_argument("--dedup", type=_bool, default=True, metavar="BOOL",
+                    help="drop a question's repeated texts (default true)")  # fmt: skip
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0)
+    ns = ap.parse_args(argv)
+    for name, low in (("questions", 1), ("k", 1), ("keep", 0), ("start", 0),
+                      ("max_new_tokens", 1), ("threads", 0)):  # fmt: skip
+        if getattr(ns, name) < low:
+            ap.error(f"--{name.replace('_', '-')} must be >= {low}")
+    if not ns.temperature > 0:
+        ap.error("--temperature must be > 0 (k samples of a greedy model are one sample)")
+    try:
+        stats = run(ns)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"python -m grpo.rejection: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\npython -m grpo.rejection: SIGINT: stopped; nothing written", file=sys.stderr)
+        return 130
+    print(json.dumps(stats))
+    return 0
+
+
+def run(ns: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from grpo.context import rl_example, split_by_context
+    from grpo.policy import load_policy, pick_device
+    from grpo.report import say
+    from grpo.tasks import get_task
+
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    opts: dict[str, Any] = {"template": ns.template}
+    if ns.task == "jsonl":
+        if not ns.task_path:
+            raise ValueError("--task jsonl needs --task-path")
+        opts["path"] = ns.task_path
+    task = get_task(ns.task, **opts)
+    device = pick_device(ns.device)
+    spec = argparse.Namespace(model=ns.model, task=ns.task, seed=ns.seed)
+    model, tok = load_policy(spec, task, device, say)
+    positions = range(ns.start, ns.start + ns.questions)
+    examples = [rl_example(task, p) for p in positions]
+    fit, over = split_by_context(task, tok, examples, ns.max_new_tokens,
+                                 model.config.max_position_embeddings)  # fmt: skip
+    if over:
+        say(f"{len(over)} of {len(examples)} questions are too long for the context: skipped")
+    keys = {id(ex) for ex in fit}
+    positions = [p for p, ex in zip(positions, examples) if id(ex) in keys]
+    records, stats = rejection_sample(
+        model, tok, task, fit, k=ns.k, keep=ns.keep, dedup=ns.dedup,
+        max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, seed=ns.seed,
+        positions=positions, log=say,
+    )  # fmt: skip
+    write_jsonl(records, ns.out)
+    say(f"rejection sampling: {stats['passed']} of {stats['samples']} samples pass "
+        f"({stats['acceptance_rate']:.1%}); {stats['questions_with_a_pass']} of "
+        f"{stats['questions']} questions have one; {stats['records']} records -> {ns.out}")
+    return stats
+
+
+def _bool(s: str) -> bool:
+    from grpo.config import _bool as parse
+
+    return parse(s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

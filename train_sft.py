@@ -1,0 +1,90 @@
+"""Supervised fine-tuning on (prompt, completion) pairs: the tool of STaR, distillation, R1.
+
+    python train_sft.py --data sft.jsonl --model demo --out runs/sft
+    python train_sft.py --out runs/sft --resume           # continue a run exactly
+    python -m grpo.rejection --model runs/zero --out sft.jsonl   # data from a model's own
+                                                                   # correct samples
+
+Every setting is a flag (see --help), defined once in grpo/sft/config.py. The
+run folder gets sft_config.json, metrics.jsonl, samples.jsonl and
+checkpoints/ (Hugging Face layout: train_zero.py --model RUN_DIR starts from
+it). Ctrl-C or SIGTERM stops at a consistent point and checkpoints it (exit
+130 or 143); --resume continues from there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("MKL_CBWR", "AUTO")  # as train_zero.py: reproducible CPU runs
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from grpo.config import OneLineErrorParser, add_config_flags  # noqa: E402
+
+PROG = "train_sft.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grpo.progress import line_buffered_output
+    from grpo.sft.config import SFTConfig
+
+    line_buffered_output()
+    ap = OneLineErrorParser(prog=PROG, description=__doc__.split("\n")[0])
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its latest checkpoint")  # fmt: skip
+    add_config_flags(ap, SFTConfig)
+    ns = ap.parse_args(argv)
+    given = {k: v for k, v in vars(ns).items() if k != "resume"}
+    try:  # the settings first, before torch loads: a bad flag costs one line at once
+        if ns.resume:
+            if not given.get("out"):
+                ap.error("--resume needs --out RUN_DIR")
+            cfg = _resumed_config(given)
+        else:
+            cfg = SFTConfig.from_dict(given)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    from grpo.runfolder import RunInUse
+    from grpo.sft.trainer import SFTDiverged, SFTTrainer
+    from grpo.stopping import TrainingInterrupted
+    from model.checkpoint import CheckpointError
+
+    try:
+        SFTTrainer(cfg, resume=ns.resume).train()
+    except TrainingInterrupted as e:
+        print(f"\n{PROG}: {e}", file=sys.stderr)
+        return e.exit_code
+    except (SFTDiverged, RunInUse, CheckpointError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: SIGINT: stopped outside training, nothing to save", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _resumed_config(given: dict):
+    import json
+    from pathlib import Path
+
+    from grpo.sft.config import SFTConfig
+    from grpo.sft.trainer import CONFIG_FILE
+
+    saved = Path(given["out"]) / CONFIG_FILE
+    if not saved.is_file():
+        raise FileNotFoundError(f"--resume: {saved} does not exist")
+    return SFTConfig.from_dict({**json.loads(saved.read_text()), **given}, source=str(saved))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
