@@ -200,3 +200,11 @@ def test_cli_trains_and_a_grpo_run_starts_from_its_checkpoint(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert f"model: loading {run / 'checkpoints' / 'step_000002'}" in r.stdout
+
+
+def test_steps_runs_on_into_the_next_epochs_order(tmp_path):
+    data = _write(tmp_path / "d.jsonl", _records(10))
+    SFTTrainer(_cfg(tmp_path, data, steps=5, eval_n=0), log=lambda *a: None).train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["epoch"], r["sequences"]) for r in rows] == [
+        (1, 1, 4), (2, 1, 4), (3, 1, 2), (4, 2, 4), (5, 2, 4)]  # fmt: skip

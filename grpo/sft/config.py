@@ -27,6 +27,8 @@ class SFTConfig:
     seed: int = _f(0, "seed for the data order (and a preset's init), 0 to 2**32 - 1")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda if available)")
     epochs: int = _f(2, "passes over the data")
+    steps: int = _f(0, "optimizer steps instead (0 = --epochs passes; more than one pass "
+                    "continues into the next epoch's order)")
     batch_size: int = _f(32, "sequences per optimizer step")
     micro_batch_size: int = _f(32, "at most this many sequences per forward/backward")
     lr: float = _f(1e-4, "peak learning rate (AdamW)")
@@ -77,7 +79,7 @@ class SFTConfig:
         for key in ("epochs", "batch_size", "micro_batch_size", "max_new_tokens", "eval_every",
                     "log_every", "keep_checkpoints"):  # fmt: skip
             need(getattr(self, key) >= 1, key, "must be >= 1")
-        for key in ("warmup_steps", "max_len", "eval_n", "eval_batch_size", "save_every",
+        for key in ("steps", "warmup_steps", "max_len", "eval_n", "eval_batch_size", "save_every",
                     "samples_per_eval", "threads", "weight_decay", "grad_clip"):  # fmt: skip
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1")

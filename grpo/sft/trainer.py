@@ -109,7 +109,7 @@ class SFTTrainer:
             log(f"data: dropped {dropped} of {len(rows)} examples longer than {max_len} tokens")
         self.lengths = [len(ex) for ex in self.examples]
         self.per_epoch = steps_per_epoch(len(self.examples), cfg.batch_size)
-        self.total_steps = cfg.epochs * self.per_epoch
+        self.total_steps = cfg.steps or cfg.epochs * self.per_epoch
         if cfg.warmup_steps > self.total_steps:
             log(f"warning: warmup_steps={cfg.warmup_steps} > {self.total_steps} steps: the "
                 f"learning rate never reaches lr={cfg.lr}")  # fmt: skip
@@ -243,8 +243,9 @@ class SFTTrainer:
         start = time.perf_counter()
         nparams = sum(p.numel() for p in self.model.parameters())
         log(f"run folder: {self.run_dir}  |  device {self.device.type}  |  {nparams / 1e6:.2f}M "
-            f"params  |  {len(self.examples)} examples x {cfg.epochs} epochs = "
-            f"{self.total_steps} steps of {cfg.batch_size}  |  held-out {len(self.heldout)}")
+            f"params  |  {len(self.examples)} examples, {self.total_steps} steps of "
+            f"{cfg.batch_size} ({self.total_steps / self.per_epoch:.1f} epochs)  |  held-out "
+            f"{len(self.heldout)}")
         try:
             with self.stops.installed():
                 try:
