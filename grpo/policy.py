@@ -74,7 +74,7 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
 
 def load_policy(cfg: TrainConfig, task, device: torch.device, log=say):
     """(model fp32 on device, tokenizer) for cfg.model."""
-    if cfg.model in ("demo", "demo-countdown", "gpu-countdown"):
+    if cfg.model in ("demo", "demo-countdown", "gpu-countdown", "demo-student"):
         from grpo.bases import demo_base_name, ensure_base
 
         path = ensure_base(demo_base_name(cfg.model, cfg.task), log=log)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from grpo.bases.addition import DEFAULT_CONFIG
+from grpo.bases.addition import DEFAULT_CONFIG, STUDENT_CONFIG, StudentBuildConfig
 from grpo.bases.common import Log
 from grpo.bases.countdown import COUNTDOWN_CONFIG
 from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG, CountdownDemoConfig
@@ -38,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = REPO_ROOT / "assets" / "demo-base"
 CACHE_DIR = REPO_ROOT / ".cache" / "demo-base"
 COUNTDOWN_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-countdown-base"
+STUDENT_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-student-base"
+STUDENT_CACHE_DIR = REPO_ROOT / ".cache" / "demo-student-base"
 COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-base"
 GPU_COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "gpu-countdown-base"
 CHECKPOINT_FILES = (
@@ -48,18 +50,22 @@ MANIFEST = "manifest.json"
 
 # The names `ensure_base` (and the trainer's --model) take. "demo" and
 # "demo-countdown" are the CPU demos' bases (shipped); "gpu-countdown" is the
-# GPU preset's (built on first use). `--model demo` means the chosen task's
-# demo base: DEMO_BASES[task].
-BASES = ("demo", "demo-countdown", "gpu-countdown")
+# GPU preset's (built on first use); "demo-student" is the addition demo's
+# recipe at a quarter of the size, the student of grpo/distill.py (shipped).
+# `--model demo` means the chosen task's demo base: DEMO_BASES[task].
+BASES = ("demo", "demo-countdown", "gpu-countdown", "demo-student")
 DEMO_BASES = {"addition": "demo", "countdown": "demo-countdown"}
 BUILD_COMMANDS = {
     "demo": "python -m grpo.demo build",
     "demo-countdown": "python -m grpo.demo build --base demo-countdown",
     "gpu-countdown": "python -m grpo.demo build --base gpu-countdown",
+    "demo-student": "python -m grpo.demo build --base demo-student",
 }
-SHIPPED_DIRS = {"demo": SHIPPED_DIR, "demo-countdown": COUNTDOWN_SHIPPED_DIR}
+SHIPPED_DIRS = {"demo": SHIPPED_DIR, "demo-countdown": COUNTDOWN_SHIPPED_DIR,
+                "demo-student": STUDENT_SHIPPED_DIR}  # fmt: skip
 CACHE_DIRS = {"demo": CACHE_DIR, "demo-countdown": COUNTDOWN_CACHE_DIR,
-              "gpu-countdown": GPU_COUNTDOWN_CACHE_DIR}  # fmt: skip
+              "gpu-countdown": GPU_COUNTDOWN_CACHE_DIR,
+              "demo-student": STUDENT_CACHE_DIR}  # fmt: skip
 
 
 def demo_base_name(model: str, task: str) -> str:
@@ -88,7 +94,7 @@ def base_run_config(path: str | Path) -> dict[str, Any]:
 def base_config(name: str) -> AnyConfig:
     """The default build config of a named base."""
     configs = {"demo": DEFAULT_CONFIG, "demo-countdown": DEMO_COUNTDOWN_CONFIG,
-               "gpu-countdown": COUNTDOWN_CONFIG}  # fmt: skip
+               "gpu-countdown": COUNTDOWN_CONFIG, "demo-student": STUDENT_CONFIG}  # fmt: skip
     if name not in configs:
         raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
     return configs[name]
@@ -98,6 +104,8 @@ def base_name(config: AnyConfig) -> str:
     """The name of the base a build config is a variant of."""
     if isinstance(config, CountdownDemoConfig):
         return "demo-countdown"
+    if isinstance(config, StudentBuildConfig):
+        return "demo-student"
     return "gpu-countdown" if config.task == "countdown" else "demo"
 
 
@@ -129,6 +137,8 @@ def build_base(
         name = base_name(config)
         if name == "gpu-countdown":
             what = "R1-Zero GPU-preset base model (grpo/bases/); rebuild: "
+        elif name == "demo-student":
+            what = "distillation student base model (grpo/bases/, grpo/distill.py); rebuild: "
         elif name == "demo-countdown":
             what = "R1-Zero countdown demo base model (grpo/bases/); rebuild: "
         else:

@@ -1,0 +1,313 @@
+"""Distillation vs. RL on a small model, in miniature (DeepSeek-R1's distillation claim).
+
+    python -m grpo.distill --out runs/distill        # about 20 minutes on 2 cores
+    python -m grpo.distill --out runs/distill --teacher runs/addition-x   # reuse a teacher
+
+The R1 paper fine-tunes small models on the big model's reasoning traces and
+reports that this beats running RL on the small model directly. Here, on the
+addition demo (BEYOND_ZERO.md section 6):
+
+  teacher               train_zero.py's demo: R1-Zero on the 1.65M-parameter demo base
+                        (OUT/teacher), or --teacher;
+  student_base          the "demo-student" base: the same corpus and recipe, a quarter
+                        of the parameters (0.43M; grpo/bases, shipped);
+  student_rl       (a)  R1-Zero GRPO directly on the student, the teacher's RL settings;
+  student_distilled (b) SFT of the student on the teacher's correct traces: rejection
+                        sampling (grpo/rejection.py) of --k samples on --questions train
+                        questions, one kept per question, then train_sft.py;
+  student_distilled_rl  (c) (b), then the same GRPO as (a).
+
+All five are evaluated greedily on the same --heldout held-out questions.
+OUT/results.json maps each name to its held-out accuracy; OUT/summary.json
+adds format rate, mean completion length and the wall seconds of each stage,
+the distillation data's acceptance rate, and the settings.
+
+Every stage's output is kept in OUT and reused when the command runs again
+(a stopped RL or SFT run is resumed), so an interrupted comparison continues.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads, as train_zero.py sets them: reproducible CPU numerics, sleeping
+# idle OpenMP threads.
+os.environ.setdefault("MKL_CBWR", "AUTO")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student_distilled_rl")
+# train_zero.py flags of every RL stage beyond --model/--out/--seed: none, the addition demo.
+RL_FLAGS: list[str] = []
+# train_sft.py flags of the distillation SFT beyond --model/--data/--out/--seed.
+SFT_FLAGS: list[str] = ["--epochs", "2", "--batch-size", "32", "--lr", "3e-4",
+                        "--warmup-steps", "5", "--eval-n", "0"]  # fmt: skip
+SETTINGS = ("teacher", "student", "questions", "k", "heldout", "max_new_tokens", "seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grpo.config import OneLineErrorParser
+
+    p = OneLineErrorParser(prog="python -m grpo.distill", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="folder for every stage and the results")
+    p.add_argument("--teacher", default=None,
+                   help="an R1-Zero-trained checkpoint or run folder of the addition demo "
+                        "(default: train one into OUT/teacher with train_zero.py's "
+                        "defaults)")  # fmt: skip
+    p.add_argument("--student", default="demo-student",
+                   help="the student's base: a built-in or a checkpoint folder "
+                        "(default: demo-student)")  # fmt: skip
+    p.add_argument("--questions", type=int, default=1000,
+                   help="train questions the teacher is sampled on (default 1000)")  # fmt: skip
+    p.add_argument("--k", type=int, default=4, help="teacher samples per question (default 4)")
+    p.add_argument("--heldout", type=int, default=500, help="held-out questions (default 500)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="completion budget")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def check_args(a: argparse.Namespace) -> dict[str, Any]:
+    for name in ("questions", "k", "heldout", "max_new_tokens"):
+        if getattr(a, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
+    if a.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {a.seed}")
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    settings = {k: getattr(a, k) for k in SETTINGS}
+    saved = out / "settings.json"
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        if old != settings:
+            diff = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in settings.items()
+                             if old.get(k) != v)  # fmt: skip
+            raise ValueError(f"--out {out} holds a comparison with other settings ({diff}); "
+                             "use another --out")  # fmt: skip
+    return settings
+
+
+class Stages:
+    """OUT/stages.json: the wall seconds of each finished stage (kept when it is reused)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "stages.json"
+        self.seconds: dict[str, float] = (json.loads(self.path.read_text())
+                                          if self.path.is_file() else {})  # fmt: skip
+
+    def done(self, name: str, seconds: float) -> None:
+        from model.checkpoint import write_json_atomic
+
+        self.seconds[name] = seconds
+        write_json_atomic(self.path, self.seconds)
+
+
+def _run_main(main, flags: list[str], what: str, log) -> None:
+    log(f"=== {what} {' '.join(flags)}")
+    rc = main(flags)
+    if rc in (130, 143):  # stopped by Ctrl-C or SIGTERM, with a checkpoint: rerun continues
+        raise KeyboardInterrupt
+    if rc != 0:
+        raise RuntimeError(f"{what} {' '.join(flags)} exited with {rc}")
+
+
+def rl(a, name: str, model: str, stages: Stages, log) -> Path:
+    """OUT/NAME: train_zero.py from `model`, resumed if it was stopped, reused if done."""
+    import train_zero
+    from grpo.checkpoint import latest_checkpoint, resolve_model_path
+
+    run = Path(a.out) / name
+    if name in stages.seconds and latest_checkpoint(run) is not None:
+        log(f"=== {name}: {run} exists, reused")
+        return resolve_model_path(run)
+    flags = ["--model", model, "--out", str(run), "--plot", "false", "--seed", str(a.seed),
+             "--max-new-tokens", str(a.max_new_tokens), *RL_FLAGS]  # fmt: skip
+    if (run / "metrics.jsonl").exists():
+        flags.append("--resume")
+    t0 = time.perf_counter()
+    _run_main(train_zero.main, flags, "train_zero.py", log)
+    stages.done(name, time.perf_counter() - t0)
+    return resolve_model_path(run)
+
+
+def distill_data(a, teacher: Path, stages: Stages, log) -> tuple[Path, dict[str, Any]]:
+    """OUT/distill.jsonl: the teacher's correct traces, one per question (rejection sampling)."""
+    from grpo.context import rl_example
+    from grpo.policy import load_policy, pick_device
+    from grpo.rejection import rejection_sample, write_jsonl
+    from grpo.tasks import get_task
+
+    path, stats_path = Path(a.out) / "distill.jsonl", Path(a.out) / "distill_data.json"
+    if path.is_file() and stats_path.is_file() and "distill_data" in stages.seconds:
+        log(f"=== distillation data: {path} exists, reused")
+        return path, json.loads(stats_path.read_text())
+    log(f"=== distillation data: {a.k} teacher samples on each of {a.questions} train "
+        "questions, the correct ones kept (one per question)")  # fmt: skip
+    t0 = time.perf_counter()
+    task = get_task("addition")
+    spec = argparse.Namespace(model=str(teacher), task="addition", seed=a.seed)
+    model, tok = load_policy(spec, task, pick_device("auto"), log)
+    examples = [rl_example(task, p) for p in range(a.questions)]
+    records, stats = rejection_sample(
+        model, tok, task, examples, k=a.k, keep=1, max_new_tokens=a.max_new_tokens,
+        seed=a.seed, log=log,
+    )  # fmt: skip
+    if not records:
+        raise ValueError(f"the teacher {teacher} passed none of its {stats['samples']} "
+                         "samples: nothing to distil (is it an R1-Zero-trained addition "
+                         "model?)")  # fmt: skip
+    write_jsonl(records, path)
+    from model.checkpoint import write_json_atomic
+
+    write_json_atomic(stats_path, stats)
+    stages.done("distill_data", time.perf_counter() - t0)
+    log(f"  acceptance rate {stats['acceptance_rate']:.1%}; {stats['records']} traces from "
+        f"{stats['questions_with_a_pass']} of {stats['questions']} questions")  # fmt: skip
+    return path, stats
+
+
+def sft(a, data: Path, student: str, stages: Stages, log) -> Path:
+    """OUT/student_distilled: train_sft.py of the student base on the teacher's traces."""
+    import train_sft
+    from grpo.checkpoint import latest_checkpoint, resolve_model_path
+
+    run = Path(a.out) / "student_distilled"
+    if "student_distilled" in stages.seconds and latest_checkpoint(run) is not None:
+        log(f"=== student_distilled: {run} exists, reused")
+        return resolve_model_path(run)
+    flags = ["--model", student, "--data", str(data), "--out", str(run), "--seed",
+             str(a.seed), *SFT_FLAGS]  # fmt: skip
+    if (run / "metrics.jsonl").exists():
+        flags.append("--resume")
+    t0 = time.perf_counter()
+    _run_main(train_sft.main, flags, "train_sft.py", log)
+    stages.done("student_distilled", time.perf_counter() - t0)
+    return resolve_model_path(run)
+
+
+def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
+    """Greedy held-out metrics of each model, on the same questions (OUT/evals.jsonl)."""
+    from grpo.context import heldout_that_fits
+    from grpo.evaluate import evaluate
+    from grpo.policy import load_policy, pick_device
+    from grpo.tasks import get_task
+
+    file = Path(a.out) / "evals.jsonl"
+    done: dict[str, dict[str, float]] = {}
+    if file.is_file():
+        for line in file.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line: measured again
+                break
+            done[row["model"]] = row
+        file.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    task = get_task("addition")
+    device = pick_device("auto")
+    for name in MODELS:
+        if name in done:
+            continue
+        t0 = time.perf_counter()
+        spec = argparse.Namespace(model=paths[name], task="addition", seed=a.seed)
+        model, tok = load_policy(spec, task, device, lambda *_: None)
+        ctx = model.config.max_position_embeddings
+        questions = heldout_that_fits(task, tok, a.heldout, a.max_new_tokens, ctx, log)
+        res = evaluate(model, tok, task, questions, max_new_tokens=a.max_new_tokens, seed=a.seed)
+        m = res.metrics
+        row = {"model": name, "questions": len(questions), "accuracy": m["eval_accuracy"],
+               "format_rate": m["eval_format_rate"], "length": m["eval_completion_len_mean"],
+               "eval_seconds": time.perf_counter() - t0}  # fmt: skip
+        with open(file, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[name] = row
+        log(f"  {name:<22} accuracy {row['accuracy']:.3f}  format {row['format_rate']:.3f}  "
+            f"length {row['length']:.1f}  ({row['eval_seconds']:.0f} s)")  # fmt: skip
+    return done
+
+
+def run(a: argparse.Namespace, log) -> dict[str, Any]:
+    from grpo.bases import ensure_base
+    from grpo.checkpoint import resolve_model_path
+    from model.checkpoint import write_json_atomic
+
+    settings = check_args(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "settings.json", settings)
+    stages = Stages(out)
+    t_start = time.perf_counter()
+    teacher = resolve_model_path(a.teacher) if a.teacher else rl(a, "teacher", "demo", stages, log)
+    student = a.student
+    if student == "demo-student":  # the shipped base (built if missing)
+        student = str(ensure_base("demo-student", log=log))
+    student_rl = rl(a, "student_rl", student, stages, log)  # (a)
+    data, data_stats = distill_data(a, teacher, stages, log)
+    distilled = sft(a, data, student, stages, log)  # (b)
+    distilled_rl = rl(a, "student_distilled_rl", str(distilled), stages, log)  # (c)
+    paths = {"teacher": str(teacher), "student_base": student, "student_rl": str(student_rl),
+             "student_distilled": str(distilled),
+             "student_distilled_rl": str(distilled_rl)}  # fmt: skip
+    log("=== held-out evaluation, greedy, on the same questions")
+    evals = evaluate_all(a, paths, log)
+    results = {name: evals[name]["accuracy"] for name in MODELS}
+    sec = stages.seconds
+    # Wall seconds to make each model from the student base (the teacher's own cost apart).
+    made = {
+        "teacher": sec.get("teacher"), "student_base": 0.0,
+        "student_rl": sec.get("student_rl"),
+        "student_distilled": sec.get("distill_data", 0) + sec.get("student_distilled", 0),
+        "student_distilled_rl": sec.get("distill_data", 0) + sec.get("student_distilled", 0)
+        + sec.get("student_distilled_rl", 0),
+    }  # fmt: skip
+    summary = {
+        "settings": settings, "paths": paths, "distill_data": data_stats, "stage_seconds": sec,
+        "models": {n: {k: evals[n][k] for k in ("accuracy", "format_rate", "length",
+                                                "questions")} | {"seconds": made[n]}
+                   for n in MODELS},
+        "seconds_this_run": time.perf_counter() - t_start,
+    }  # fmt: skip
+    write_json_atomic(out / "results.json", results)
+    write_json_atomic(out / "summary.json", summary)
+    for line in table(summary):
+        log(line)
+    return results
+
+
+def table(summary: dict[str, Any]) -> list[str]:
+    """The comparison as Markdown rows."""
+    rows = ["| model | held-out accuracy | format rate | mean length | wall time |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for name, m in summary["models"].items():
+        wall = "-" if m["seconds"] is None else f"{m['seconds']:.0f} s"
+        rows.append(f"| {name} | {m['accuracy']:.3f} | {m['format_rate']:.3f} | "
+                    f"{m['length']:.1f} | {wall} |")  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grpo.progress import line_buffered_output
+    from grpo.report import say
+
+    line_buffered_output()
+    a = build_parser().parse_args(argv)
+    try:
+        run(a, say)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"python -m grpo.distill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\npython -m grpo.distill: stopped; run the same command again to continue",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

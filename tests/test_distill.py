@@ -1,0 +1,93 @@
+"""python -m grpo.distill at toy size: every stage, the results' contract, reuse, errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import grpo.distill as distill
+from grpo.tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+# The shipped untrained demo base as the teacher: sampled at temperature 1 it writes a
+# correct scratchpad in about one completion in five, enough traces for a toy run.
+TOY = ["--teacher", str(ROOT / "assets" / "demo-base"), "--questions", "16", "--k", "4",
+       "--heldout", "4", "--max-new-tokens", "96"]  # fmt: skip
+
+
+def _toy(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(distill, "RL_FLAGS", ["--steps", "1", "--prompts-per-step", "2", "--group-size",
+                                     "2", "--eval-n", "2", "--threads", "1"])  # fmt: skip
+    mp.setattr(distill, "SFT_FLAGS", ["--epochs", "1", "--batch-size", "4", "--eval-n", "0",
+                                      "--threads", "1"])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill") / "d"
+    with pytest.MonkeyPatch.context() as mp:
+        _toy(mp)
+        assert distill.main(["--out", str(out), *TOY]) == 0
+    return out
+
+
+def test_results_map_every_model_to_its_accuracy(done):
+    results = json.loads((done / "results.json").read_text())
+    assert set(results) == {"teacher", "student_base", "student_rl", "student_distilled",
+                            "student_distilled_rl"}  # fmt: skip
+    assert all(0.0 <= v <= 1.0 for v in results.values())
+    summary = json.loads((done / "summary.json").read_text())
+    for name, m in summary["models"].items():
+        assert m["accuracy"] == results[name] and m["questions"] == 4
+        assert {"format_rate", "length", "seconds"} <= set(m)
+    assert summary["models"]["student_rl"]["seconds"] > 0
+    assert 0 < summary["distill_data"]["acceptance_rate"] <= 1
+
+
+def test_each_stage_reads_the_previous_ones_output(done):
+    summary = json.loads((done / "summary.json").read_text())
+    paths = summary["paths"]
+    assert Path(paths["student_base"]).name == "demo-student-base"
+
+    def started_from(run: str) -> str:
+        return json.loads((done / run / "train_config.json").read_text())["model"]
+
+    assert started_from("student_rl") == paths["student_base"]
+    sft = json.loads((done / "student_distilled" / "sft_config.json").read_text())
+    assert sft["model"] == paths["student_base"] and sft["data"] == str(done / "distill.jsonl")
+    assert started_from("student_distilled_rl") == paths["student_distilled"]
+    assert Path(paths["student_distilled"]).parent.parent == done / "student_distilled"
+
+
+def test_the_distillation_data_is_the_teachers_correct_traces(done):
+    task = get_task("addition")
+    rows = [json.loads(x) for x in (done / "distill.jsonl").read_text().splitlines()]
+    assert rows and len({r["pos"] for r in rows}) == len(rows)  # one per question
+    from grpo.context import rl_example
+
+    for r in rows:
+        ex = rl_example(task, r["pos"])
+        assert r["prompt"] == task.prompt(ex)
+        s = task.score(r["completion"], ex)
+        assert s["accuracy"] == 1.0 and s["format"] == 1.0
+
+
+def test_a_second_run_reuses_every_stage(done, monkeypatch):
+    _toy(monkeypatch)
+    lines = []
+    before = (done / "results.json").read_text()
+    distill.run(distill.build_parser().parse_args(["--out", str(done), *TOY]), lines.append)
+    said = "\n".join(lines)
+    for stage in ("student_rl", "distillation data", "student_distilled",
+                  "student_distilled_rl"):  # fmt: skip
+        assert f"=== {stage}: " in said and "reused" in said, stage
+    assert "train_zero.py" not in said and "train_sft.py" not in said
+    assert (done / "results.json").read_text() == before
+
+
+def test_other_settings_in_the_same_folder_are_refused(done, capsys):
+    assert distill.main(["--out", str(done), *TOY[:-2], "--max-new-tokens", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a comparison with other settings (max_new_tokens 96 -> 100)" in err
+    assert distill.main(["--out", str(done), "--k", "0"]) == 2
+    assert "--k must be >= 1" in capsys.readouterr().err
