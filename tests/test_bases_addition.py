@@ -340,3 +340,24 @@ def test_shipped_files_are_plain_git_blobs():
     assert "demo-base/** -text" in rules, "line-ending conversion would break the sha256s"
     head = (SHIPPED_DIR / "model.safetensors").read_bytes()[:64]
     assert not head.startswith(b"version https://git-lfs"), "model.safetensors is an LFS pointer"
+
+
+def test_the_shipped_student_base_is_valid_and_a_quarter_of_the_demo():
+    """demo-student: the demo's corpus, tokenizer and recipe, a quarter of the parameters."""
+    from dataclasses import asdict
+
+    from grpo.bases import ensure_base
+    from grpo.bases.addition import DEFAULT_CONFIG, STUDENT_CONFIG
+    from grpo.bases.build import STUDENT_SHIPPED_DIR, base_name, validate_base
+    from model import load_pretrained
+
+    assert validate_base(STUDENT_SHIPPED_DIR, STUDENT_CONFIG) is None
+    assert ensure_base("demo-student", log=lambda *a: None) == STUDENT_SHIPPED_DIR
+    assert base_name(STUDENT_CONFIG) == "demo-student" and base_name(DEFAULT_CONFIG) == "demo"
+    differ = {k for k, v in asdict(STUDENT_CONFIG).items() if asdict(DEFAULT_CONFIG)[k] != v}
+    assert differ == {"hidden_size", "intermediate_size", "num_heads", "num_kv_heads"}
+    student = sum(p.numel() for p in load_pretrained(STUDENT_SHIPPED_DIR).parameters())
+    demo = sum(p.numel() for p in load_pretrained(ensure_base("demo")).parameters())
+    assert 0.2 < student / demo < 0.3
+    assert (STUDENT_SHIPPED_DIR / "tokenizer.json").read_text() == (
+        ensure_base("demo") / "tokenizer.json").read_text()  # fmt: skip

@@ -187,7 +187,7 @@ def test_model_demo_means_the_tasks_demo_base():
     assert demo_base_name("demo", "addition") == "demo"
     assert demo_base_name("demo", "jsonl") == "demo"
     assert demo_base_name("gpu-countdown", "countdown") == "gpu-countdown"
-    assert set(BASES) == {"demo", "demo-countdown", "gpu-countdown"}
+    assert set(BASES) == {"demo", "demo-countdown", "gpu-countdown", "demo-student"}
 
 
 def test_countdown_demo_defaults_reach_the_config(tmp_path):
