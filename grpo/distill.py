@@ -43,6 +43,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from grpo.experiment import check_settings, cli, run_stage  # noqa: E402
+
 MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student_distilled_rl")
 # train_zero.py flags of every RL stage beyond --model/--out/--seed: none, the addition demo.
 RL_FLAGS: list[str] = []
@@ -83,14 +85,7 @@ def check_args(a: argparse.Namespace) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     settings = {k: getattr(a, k) for k in SETTINGS}
-    saved = out / "settings.json"
-    if saved.exists():
-        old = json.loads(saved.read_text())
-        if old != settings:
-            diff = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in settings.items()
-                             if old.get(k) != v)  # fmt: skip
-            raise ValueError(f"--out {out} holds a comparison with other settings ({diff}); "
-                             "use another --out")  # fmt: skip
+    check_settings(out, settings)
     return settings
 
 
@@ -109,15 +104,6 @@ class Stages:
         write_json_atomic(self.path, self.seconds)
 
 
-def _run_main(main, flags: list[str], what: str, log) -> None:
-    log(f"=== {what} {' '.join(flags)}")
-    rc = main(flags)
-    if rc in (130, 143):  # stopped by Ctrl-C or SIGTERM, with a checkpoint: rerun continues
-        raise KeyboardInterrupt
-    if rc != 0:
-        raise RuntimeError(f"{what} {' '.join(flags)} exited with {rc}")
-
-
 def rl(a, name: str, model: str, stages: Stages, log) -> Path:
     """OUT/NAME: train_zero.py from `model`, resumed if it was stopped, reused if done."""
     import train_zero
@@ -132,7 +118,7 @@ def rl(a, name: str, model: str, stages: Stages, log) -> Path:
     if (run / "metrics.jsonl").exists():
         flags.append("--resume")
     t0 = time.perf_counter()
-    _run_main(train_zero.main, flags, "train_zero.py", log)
+    run_stage(train_zero.main, flags, "train_zero.py", log)
     stages.done(name, time.perf_counter() - t0)
     return resolve_model_path(run)
 
@@ -187,7 +173,7 @@ def sft(a, data: Path, student: str, stages: Stages, log) -> Path:
     if (run / "metrics.jsonl").exists():
         flags.append("--resume")
     t0 = time.perf_counter()
-    _run_main(train_sft.main, flags, "train_sft.py", log)
+    run_stage(train_sft.main, flags, "train_sft.py", log)
     stages.done("student_distilled", time.perf_counter() - t0)
     return resolve_model_path(run)
 
@@ -296,17 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.report import say
 
     line_buffered_output()
-    a = build_parser().parse_args(argv)
-    try:
-        run(a, say)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"python -m grpo.distill: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\npython -m grpo.distill: stopped; run the same command again to continue",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    return 0
+    return cli("python -m grpo.distill", lambda a: run(a, say), build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from grpo.experiment import check_settings, cli, run_stage  # noqa: E402
+
 # train_sft.py flags of each iteration's SFT beyond --model/--data/--out/--seed/--steps.
 SFT_FLAGS: list[str] = ["--batch-size", "32", "--lr", "3e-4", "--warmup-steps", "5",
                         "--eval-n", "0"]  # fmt: skip
@@ -116,24 +118,8 @@ def check_args(a: argparse.Namespace) -> dict[str, Any]:
     if a.rl and not (Path(a.rl) / "metrics.jsonl").is_file():
         raise ValueError(f"--rl {a.rl}: not a train_zero.py run folder (no metrics.jsonl)")
     settings = {k: getattr(a, k) for k in SETTINGS}
-    saved = out / "settings.json"
-    if saved.exists():
-        old = json.loads(saved.read_text())
-        if old != settings:
-            diff = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in settings.items()
-                             if old.get(k) != v)  # fmt: skip
-            raise ValueError(f"--out {out} holds a STaR run with other settings ({diff}); "
-                             "use another --out")  # fmt: skip
+    check_settings(out, settings, "a STaR run")
     return settings
-
-
-def _main_ok(main, flags: list[str], what: str, log) -> None:
-    log(f"=== {what} {' '.join(flags)}")
-    rc = main(flags)
-    if rc in (130, 143):
-        raise KeyboardInterrupt
-    if rc != 0:
-        raise RuntimeError(f"{what} {' '.join(flags)} exited with {rc}")
 
 
 def evaluate_model(a, path: str, log) -> dict[str, float]:
@@ -195,7 +181,7 @@ def iteration(a, n: int, model_path: str, base: str, log) -> dict[str, Any]:
                  "--steps", str(steps), *SFT_FLAGS]  # fmt: skip
         if (run / "metrics.jsonl").exists():
             flags.append("--resume")
-        _main_ok(train_sft.main, flags, "train_sft.py", log)
+        run_stage(train_sft.main, flags, "train_sft.py", log)
     path = str(resolve_model_path(run))
     m = evaluate_model(a, path, log)
     row = {"iteration": n, **stats, "sft_steps": steps, **m, "model": path,
@@ -216,7 +202,7 @@ def grpo_curve(a, log) -> tuple[list[dict[str, Any]], int]:
                  "--max-new-tokens", str(a.max_new_tokens), *RL_FLAGS]  # fmt: skip
         if (run / "metrics.jsonl").exists():
             flags.append("--resume")
-        _main_ok(train_zero.main, flags, "train_zero.py", log)
+        run_stage(train_zero.main, flags, "train_zero.py", log)
     cfg = json.loads((run / "train_config.json").read_text())
     per_step = cfg["prompts_per_step"] * cfg["group_size"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -290,17 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.report import say
 
     line_buffered_output()
-    a = build_parser().parse_args(argv)
-    try:
-        run(a, say)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"python -m grpo.star: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\npython -m grpo.star: stopped; run the same command again to continue",
-              file=sys.stderr)  # fmt: skip
-        return 130
-    return 0
+    return cli("python -m grpo.star", lambda a: run(a, say), build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -96,15 +96,9 @@ def check_args(a: argparse.Namespace) -> None:
         raise ValueError(f"--figure {figure}: expected a .png path")
     if figure.exists() and figure.is_dir():
         raise ValueError(f"--figure {figure} is a folder")
-    settings = {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl}
-    saved = out / "settings.json"
-    if saved.exists():
-        old = json.loads(saved.read_text())
-        if old != settings:
-            diff = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in settings.items()
-                             if old.get(k) != v)  # fmt: skip
-            raise ValueError(f"--out {out} holds a comparison with other settings ({diff}); "
-                             "use another --out")  # fmt: skip
+    from grpo.experiment import check_settings
+
+    check_settings(out, {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl})
 
 
 # ------------------------------------------------------------------ stages 1 and 2
