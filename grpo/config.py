@@ -55,6 +55,8 @@ class TrainConfig:
                        "r1zero_think (adds a '<think>' primer)")
     format_weight: float = _f(0.1, "reward weight of the format check (0 disables it)")
     accuracy_weight: float = _f(1.0, "reward weight of the accuracy check (0 disables it)")
+    readability_weight: float = _f(0.0, "reward weight of a readable trace (grpo/readability.py; "
+                                   "R1's consistency reward in miniature; addition only)")
     out: str | None = _f(None, "run folder (default runs/<task>-<time>)")
     seed: int = _f(0, "seed for data order, sampling and init, 0 to 2**32 - 1; same seed, "
                    "same run")
@@ -170,6 +172,10 @@ class TrainConfig:
              f"must be one of {', '.join(sorted(TEMPLATES))}")  # fmt: skip
         need(self.format_weight >= 0, "format_weight", "must be >= 0")
         need(self.accuracy_weight >= 0, "accuracy_weight", "must be >= 0")
+        need(self.readability_weight >= 0, "readability_weight", "must be >= 0")
+        need(self.readability_weight == 0 or self.task == "addition", "readability_weight",
+             "must be 0 unless --task addition (the only task with a readability "
+             "measure)")  # fmt: skip
         need(self.format_weight > 0 or self.accuracy_weight > 0, "accuracy_weight",
              "must be > 0 when format_weight is 0 (with both 0 every reward is 0 and nothing "
              "trains)")  # fmt: skip

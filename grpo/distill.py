@@ -43,7 +43,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.experiment import check_settings, cli, run_stage  # noqa: E402
+from grpo.experiment import Stages, check_settings, cli, train_stage  # noqa: E402
 
 MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student_distilled_rl")
 # train_zero.py flags of every RL stage beyond --model/--out/--seed: none, the addition demo.
@@ -89,38 +89,14 @@ def check_args(a: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-class Stages:
-    """OUT/stages.json: the wall seconds of each finished stage (kept when it is reused)."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / "stages.json"
-        self.seconds: dict[str, float] = (json.loads(self.path.read_text())
-                                          if self.path.is_file() else {})  # fmt: skip
-
-    def done(self, name: str, seconds: float) -> None:
-        from model.checkpoint import write_json_atomic
-
-        self.seconds[name] = seconds
-        write_json_atomic(self.path, self.seconds)
-
-
 def rl(a, name: str, model: str, stages: Stages, log) -> Path:
     """OUT/NAME: train_zero.py from `model`, resumed if it was stopped, reused if done."""
     import train_zero
-    from grpo.checkpoint import latest_checkpoint, resolve_model_path
 
-    run = Path(a.out) / name
-    if name in stages.seconds and latest_checkpoint(run) is not None:
-        log(f"=== {name}: {run} exists, reused")
-        return resolve_model_path(run)
-    flags = ["--model", model, "--out", str(run), "--plot", "false", "--seed", str(a.seed),
-             "--max-new-tokens", str(a.max_new_tokens), *RL_FLAGS]  # fmt: skip
-    if (run / "metrics.jsonl").exists():
-        flags.append("--resume")
-    t0 = time.perf_counter()
-    run_stage(train_zero.main, flags, "train_zero.py", log)
-    stages.done(name, time.perf_counter() - t0)
-    return resolve_model_path(run)
+    flags = ["--model", model, "--plot", "false", "--seed", str(a.seed), "--max-new-tokens",
+             str(a.max_new_tokens), *RL_FLAGS]  # fmt: skip
+    return train_stage(train_zero.main, "train_zero.py", Path(a.out) / name, flags, stages,
+                       name, log)  # fmt: skip
 
 
 def distill_data(a, teacher: Path, stages: Stages, log) -> tuple[Path, dict[str, Any]]:
@@ -162,20 +138,10 @@ def distill_data(a, teacher: Path, stages: Stages, log) -> tuple[Path, dict[str,
 def sft(a, data: Path, student: str, stages: Stages, log) -> Path:
     """OUT/student_distilled: train_sft.py of the student base on the teacher's traces."""
     import train_sft
-    from grpo.checkpoint import latest_checkpoint, resolve_model_path
 
-    run = Path(a.out) / "student_distilled"
-    if "student_distilled" in stages.seconds and latest_checkpoint(run) is not None:
-        log(f"=== student_distilled: {run} exists, reused")
-        return resolve_model_path(run)
-    flags = ["--model", student, "--data", str(data), "--out", str(run), "--seed",
-             str(a.seed), *SFT_FLAGS]  # fmt: skip
-    if (run / "metrics.jsonl").exists():
-        flags.append("--resume")
-    t0 = time.perf_counter()
-    run_stage(train_sft.main, flags, "train_sft.py", log)
-    stages.done("student_distilled", time.perf_counter() - t0)
-    return resolve_model_path(run)
+    flags = ["--model", student, "--data", str(data), "--seed", str(a.seed), *SFT_FLAGS]
+    return train_stage(train_sft.main, "train_sft.py", Path(a.out) / "student_distilled",
+                       flags, stages, "student_distilled", log)  # fmt: skip
 
 
 def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:

@@ -2,6 +2,8 @@
 
     check_settings(out, settings)          # OUT/settings.json: one comparison per folder
     run_stage(train_zero.main, flags, "train_zero.py", log)   # a stage, in this process
+    stages = Stages(out)                   # OUT/stages.json: seconds of each finished stage
+    path = train_stage(train_zero.main, "train_zero.py", out / "rl", flags, stages, "rl", log)
     sys.exit(cli("python -m grpo.star", run, args))           # one-line errors, rerun hint
 
 Each experiment keeps every stage's output in its --out folder and reuses it
@@ -55,3 +57,38 @@ def cli(prog: str, run, args, errors: tuple[type[BaseException], ...] = ()) -> i
               "to continue", file=sys.stderr)  # fmt: skip
         return 130
     return 0
+
+
+class Stages:
+    """OUT/stages.json: the wall seconds of each finished stage (kept when it is reused)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / "stages.json"
+        self.seconds: dict[str, float] = (json.loads(self.path.read_text())
+                                          if self.path.is_file() else {})  # fmt: skip
+
+    def done(self, name: str, seconds: float) -> None:
+        from model.checkpoint import write_json_atomic
+
+        self.seconds[name] = seconds
+        write_json_atomic(self.path, self.seconds)
+
+
+def train_stage(main, what: str, run: Path, flags: list[str], stages: Stages, name: str,
+                log) -> Path:  # fmt: skip
+    """A training stage (train_zero.py or train_sft.py main) into the run folder `run`:
+    reused when it finished, resumed when it was stopped. Returns its final checkpoint."""
+    import time
+
+    from grpo.checkpoint import latest_checkpoint, resolve_model_path
+
+    if name in stages.seconds and latest_checkpoint(run) is not None:
+        log(f"=== {name}: {run} exists, reused")
+        return resolve_model_path(run)
+    flags = ["--out", str(run), *flags]
+    if (run / "metrics.jsonl").exists():
+        flags.append("--resume")
+    t0 = time.perf_counter()
+    run_stage(main, flags, what, log)
+    stages.done(name, time.perf_counter() - t0)
+    return resolve_model_path(run)

@@ -35,15 +35,18 @@ def passes(score: dict[str, float], finish: str) -> bool:
 
 
 def select(texts: list[str], scores: list[dict[str, float]], finish: list[str], k: int,
-           keep: int = 1, dedup: bool = True) -> list[list[int]]:  # fmt: skip
+           keep: int = 1, dedup: bool = True, ok: list[bool] | None = None,
+           ) -> list[list[int]]:  # fmt: skip
     """For each question (k consecutive samples), the indices of the samples kept: those
-    that pass, in sampling order, without repeats of a text if `dedup`, at most `keep`
-    (0 = all)."""
+    that pass (`passes`, or `ok[i]` when given), in sampling order, without repeats of a
+    text if `dedup`, at most `keep` (0 = all)."""
+    if ok is None:
+        ok = [passes(s, f) for s, f in zip(scores, finish)]
     out = []
     for q in range(len(texts) // k):
         kept, seen = [], set()
         for i in range(q * k, (q + 1) * k):
-            if not passes(scores[i], finish[i]):
+            if not ok[i]:
                 continue
             if dedup:
                 if texts[i] in seen:
@@ -59,9 +62,11 @@ def select(texts: list[str], scores: list[dict[str, float]], finish: list[str], 
 def rejection_sample(
     model, tok, task, examples: list[dict], *, k: int, keep: int = 1, dedup: bool = True,
     max_new_tokens: int = 128, temperature: float = 1.0, seed: int = 0, positions=None,
-    log=None, autocast=None,
+    log=None, autocast=None, also=None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    """(SFT records, stats) from k samples per example; see the module docstring."""
+    """(SFT records, stats) from k samples per example; see the module docstring.
+    `also(text, example)`: a further condition a kept sample must meet (R1's stage 3
+    keeps correct AND readable samples)."""
     from contextlib import nullcontext
 
     import torch
@@ -82,8 +87,11 @@ def rejection_sample(
                          temperature=temperature, stop_strings=["</answer>"],
                          seed=seed * 1_000_003 + b)  # fmt: skip
         sampled += len(ro.texts)
-        passed += sum(passes(s, f) for s, f in zip(ro.scores, ro.finish_reasons))
-        for j, kept in enumerate(select(ro.texts, ro.scores, ro.finish_reasons, k, keep, dedup)):
+        ok = [passes(s, f) and (also is None or also(t, chunk[i // k]))
+              for i, (t, s, f) in enumerate(zip(ro.texts, ro.scores, ro.finish_reasons))]
+        passed += sum(ok)
+        for j, kept in enumerate(select(ro.texts, ro.scores, ro.finish_reasons, k, keep, dedup,
+                                        ok)):  # fmt: skip
             ex = chunk[j]
             covered += bool(kept)
             for i in kept:

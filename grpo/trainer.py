@@ -46,6 +46,7 @@ and writes its JSON lines, grpo/report.py words the console lines.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from contextlib import nullcontext
@@ -71,6 +72,7 @@ from grpo.fsdp import Sharding
 from grpo.loss import LossConfig
 from grpo.policy import load_policy, pick_device, task_from_config
 from grpo.progress import Progress
+from grpo.readability import add_readability_reward
 from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
 from grpo.rollout import Rollout, pack, rollout
 from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
@@ -220,7 +222,9 @@ class Trainer(Update):
                 w.truncate_after(-1)
             return
         saved = json.loads((self.run_dir / "train_config.json").read_text())
-        changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k) != v}
+        # A setting the saved config predates had its default then.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k, defaults[k]) != v}
         risky = sorted(changed - RESUME_SAFE_KEYS)
         if risky:
             self.log(f"warning: resuming with changed settings {risky}; the continuation will "
@@ -292,6 +296,8 @@ class Trainer(Update):
             self.model.train()
         if self.dist.active:  # every rank gets the whole step's rollout
             ro = Rollout.concat(self.dist.gather(ro))
+        if cfg.readability_weight:  # R1's consistency reward in miniature (grpo/readability.py)
+            add_readability_reward(ro, self.task, cfg.readability_weight)
         G = cfg.group_size
         self._rows = range(share.start * G, share.stop * G) if self.dist.active else None
         t_rollout = time.perf_counter() - t0
@@ -331,6 +337,8 @@ class Trainer(Update):
             "tokens_generated": sum(lengths),
             "data_pos": next_pos,
         }
+        if cfg.readability_weight:
+            row["readable_rate"] = sum(s["readable"] for s in ro.scores) / n
         if skipped:  # only then: the rows of runs that skip nothing stay as they always were
             row["skipped_overlong"] = skipped
         self.step, self.data_pos = step, next_pos
