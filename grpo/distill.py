@@ -43,7 +43,15 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.experiment import Stages, check_settings, cli, train_stage  # noqa: E402
+from grpo.experiment import (  # noqa: E402
+    Stages,
+    append_row,
+    at_least,
+    cli,
+    prepare,
+    read_rows,
+    train_stage,
+)
 
 MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student_distilled_rl")
 # train_zero.py flags of every RL stage beyond --model/--out/--seed: none, the addition demo.
@@ -76,17 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(a: argparse.Namespace) -> dict[str, Any]:
-    for name in ("questions", "k", "heldout", "max_new_tokens"):
-        if getattr(a, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if a.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {a.seed}")
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    settings = {k: getattr(a, k) for k in SETTINGS}
-    check_settings(out, settings)
-    return settings
+    at_least(a, 1, "questions", "k", "heldout", "max_new_tokens")
+    at_least(a, 0, "seed")
+    return {k: getattr(a, k) for k in SETTINGS}
 
 
 def rl(a, name: str, model: str, stages: Stages, log) -> Path:
@@ -152,15 +152,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
     from grpo.tasks import get_task
 
     file = Path(a.out) / "evals.jsonl"
-    done: dict[str, dict[str, float]] = {}
-    if file.is_file():
-        for line in file.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a torn last line: measured again
-                break
-            done[row["model"]] = row
-        file.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    done = read_rows(file, "model")
     task = get_task("addition")
     device = pick_device("auto")
     for name in MODELS:
@@ -176,8 +168,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
         row = {"model": name, "questions": len(questions), "accuracy": m["eval_accuracy"],
                "format_rate": m["eval_format_rate"], "length": m["eval_completion_len_mean"],
                "eval_seconds": time.perf_counter() - t0}  # fmt: skip
-        with open(file, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(file, row)
         done[name] = row
         log(f"  {name:<22} accuracy {row['accuracy']:.3f}  format {row['format_rate']:.3f}  "
             f"length {row['length']:.1f}  ({row['eval_seconds']:.0f} s)")  # fmt: skip
@@ -190,9 +181,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from model.checkpoint import write_json_atomic
 
     settings = check_args(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "settings.json", settings)
+    out = prepare(a.out, settings)
     stages = Stages(out)
     t_start = time.perf_counter()
     teacher = resolve_model_path(a.teacher) if a.teacher else rl(a, "teacher", "demo", stages, log)
@@ -244,11 +233,7 @@ def table(summary: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
-    from grpo.report import say
-
-    line_buffered_output()
-    return cli("python -m grpo.distill", lambda a: run(a, say), build_parser().parse_args(argv))
+    return cli("python -m grpo.distill", run, build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     run_stage(train_zero.main, flags, "train_zero.py", log)   # a stage, in this process
     stages = Stages(out)                   # OUT/stages.json: seconds of each finished stage
     path = train_stage(train_zero.main, "train_zero.py", out / "rl", flags, stages, "rl", log)
-    sys.exit(cli("python -m grpo.star", run, args))           # one-line errors, rerun hint
+    out = prepare(args.out, settings)      # the --out folder, created, its settings saved
+    sys.exit(cli("python -m grpo.star", run, build_parser(), argv))   # one-line errors
 
 Each experiment keeps every stage's output in its --out folder and reuses it
 when the command runs again, so a stopped one continues. Its settings are
@@ -45,10 +46,60 @@ def run_stage(main, flags: list[str], what: str, log) -> None:
         raise RuntimeError(f"{what} {' '.join(flags)} exited with {rc}")
 
 
-def cli(prog: str, run, args, errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Call run(args); a known error is one line on stderr (exit 2), Ctrl-C says how to go on."""
+def at_least(a, low: int, *names: str) -> None:
+    """ValueError naming the first flag among `names` whose value is below `low`."""
+    for name in names:
+        if getattr(a, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got "
+                             f"{getattr(a, name)}")  # fmt: skip
+
+
+def prepare(out: str | Path, settings: dict[str, Any], what: str = "a comparison") -> Path:
+    """The --out folder, created, holding these settings (a folder with others is refused)."""
+    from model.checkpoint import write_json_atomic
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    check_settings(out, settings, what)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "settings.json", settings)
+    return out
+
+
+def read_rows(file: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The rows of an append-only JSONL file by row[key]; a line torn by a kill, and
+    anything after it, is dropped from the file (to be measured again)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not file.is_file():
+        return rows
+    for line in file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        rows[row[key]] = row
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    return rows
+
+
+def append_row(file: Path, row: dict[str, Any]) -> None:
+    with open(file, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def cli(prog: str, run, parser, argv: list[str] | None,
+        errors: tuple[type[BaseException], ...] = ()) -> int:  # fmt: skip
+    """Parse argv and call run(args, log); a known error is one line on stderr (exit 2),
+    Ctrl-C says how to go on."""
+    from grpo.progress import line_buffered_output
+    from grpo.report import say
+
+    line_buffered_output()
+    args = parser.parse_args(argv)
     try:
-        run(args)
+        run(args, say)
     except (ValueError, FileNotFoundError, RuntimeError, *errors) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -39,7 +39,15 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.experiment import Stages, check_settings, cli, train_stage  # noqa: E402
+from grpo.experiment import (  # noqa: E402
+    Stages,
+    append_row,
+    at_least,
+    cli,
+    prepare,
+    read_rows,
+    train_stage,
+)
 
 MODELS = ("base", "r1_zero", "cold_start", "reasoning_rl", "sft", "final_rl")
 # Flags of each training stage beyond --model/--data/--out/--seed/--max-new-tokens.
@@ -76,17 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(a: argparse.Namespace) -> dict[str, Any]:
-    for name in ("cold_questions", "questions", "heldout", "max_new_tokens"):
-        if getattr(a, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if a.non_reasoning < 0 or a.seed < 0 or not a.readability_weight >= 0:
-        raise ValueError("--non-reasoning, --seed and --readability-weight must be >= 0")
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    settings = {k: getattr(a, k) for k in SETTINGS}
-    check_settings(out, settings, "a pipeline run")
-    return settings
+    at_least(a, 1, "cold_questions", "questions", "heldout", "max_new_tokens")
+    at_least(a, 0, "non_reasoning", "seed", "readability_weight")
+    return {k: getattr(a, k) for k in SETTINGS}
 
 
 def non_reasoning_records(n: int) -> list[dict[str, Any]]:
@@ -149,15 +149,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
     from grpo.tasks import get_task
 
     file = Path(a.out) / "evals.jsonl"
-    done = {}
-    if file.is_file():
-        for line in file.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            done[row["model"]] = row
-        file.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    done = read_rows(file, "model")
     task = get_task("addition")
     for name in MODELS:
         if name in done:
@@ -182,8 +174,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
             if mode == "greedy":
                 row["format_rate"] = res.metrics["eval_format_rate"]
                 row["length"] = res.metrics["eval_completion_len_mean"]
-        with open(file, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(file, row)
         done[name] = row
         log(f"  {name:<13} greedy accuracy {row['greedy_accuracy']:.3f} readable "
             f"{row['greedy_readable']:.3f} | sampled accuracy {row['sampled_accuracy']:.3f} "
@@ -199,9 +190,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from model.checkpoint import write_json_atomic
 
     settings = check_args(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "settings.json", settings)
+    out = prepare(a.out, settings, "a pipeline run")
     stages = Stages(out)
     base = str(ensure_base("demo", log=log))
     common = ["--seed", str(a.seed)]
@@ -262,12 +251,7 @@ def table(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
-    from grpo.report import say
-
-    line_buffered_output()
-    return cli("python -m grpo.r1_pipeline", lambda a: run(a, say),
-               build_parser().parse_args(argv))  # fmt: skip
+    return cli("python -m grpo.r1_pipeline", run, build_parser(), argv)
 
 
 if __name__ == "__main__":

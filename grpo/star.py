@@ -43,7 +43,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.experiment import check_settings, cli, run_stage  # noqa: E402
+from grpo.experiment import at_least, cli, prepare, run_stage  # noqa: E402
 
 # train_sft.py flags of each iteration's SFT beyond --model/--data/--out/--seed/--steps.
 SFT_FLAGS: list[str] = ["--batch-size", "32", "--lr", "3e-4", "--warmup-steps", "5",
@@ -107,19 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(a: argparse.Namespace) -> dict[str, Any]:
-    for name in ("iterations", "questions", "k", "sft_steps", "heldout", "max_new_tokens"):
-        if getattr(a, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if a.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {a.seed}")
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+    at_least(a, 1, "iterations", "questions", "k", "sft_steps", "heldout", "max_new_tokens")
+    at_least(a, 0, "seed")
     if a.rl and not (Path(a.rl) / "metrics.jsonl").is_file():
         raise ValueError(f"--rl {a.rl}: not a train_zero.py run folder (no metrics.jsonl)")
-    settings = {k: getattr(a, k) for k in SETTINGS}
-    check_settings(out, settings, "a STaR run")
-    return settings
+    return {k: getattr(a, k) for k in SETTINGS}
 
 
 def evaluate_model(a, path: str, log) -> dict[str, float]:
@@ -229,9 +221,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from model.checkpoint import write_json_atomic
 
     settings = check_args(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "settings.json", settings)
+    out = prepare(a.out, settings, "a STaR run")
     base = str(ensure_base("demo", log=log))
     base_file = out / "base.json"
     if not base_file.is_file():
@@ -272,11 +262,7 @@ def table(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
-    from grpo.report import say
-
-    line_buffered_output()
-    return cli("python -m grpo.star", lambda a: run(a, say), build_parser().parse_args(argv))
+    return cli("python -m grpo.star", run, build_parser(), argv)
 
 
 if __name__ == "__main__":
