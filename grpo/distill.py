@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(a: argparse.Namespace) -> dict[str, Any]:
     at_least(a, 1, "questions", "k", "heldout", "max_new_tokens")
     at_least(a, 0, "seed")
+    if a.teacher and not Path(a.teacher).is_dir():
+        raise ValueError(f"--teacher {a.teacher}: no such folder (a checkpoint or run folder)")
     return {k: getattr(a, k) for k in SETTINGS}
 
 

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(a: argparse.Namespace) -> dict[str, Any]:
     at_least(a, 1, "cold_questions", "questions", "heldout", "max_new_tokens")
     at_least(a, 0, "non_reasoning", "seed", "readability_weight")
+    if a.zero and not Path(a.zero).is_dir():
+        raise ValueError(f"--zero {a.zero}: no such folder (a checkpoint or run folder)")
     return {k: getattr(a, k) for k in SETTINGS}
 
 
