@@ -91,3 +91,9 @@ def test_other_settings_in_the_same_folder_are_refused(done, capsys):
     assert "holds a comparison with other settings (max_new_tokens 96 -> 100)" in err
     assert distill.main(["--out", str(done), "--k", "0"]) == 2
     assert "--k must be >= 1" in capsys.readouterr().err
+
+
+def test_a_missing_teacher_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert distill.main(["--out", str(out), "--teacher", str(tmp_path / "none")]) == 2
+    assert "--teacher" in capsys.readouterr().err and not out.exists()
