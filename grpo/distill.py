@@ -45,9 +45,11 @@ from typing import Any  # noqa: E402
 
 from grpo.experiment import (  # noqa: E402
     Stages,
+    addition_policy,
     append_row,
     at_least,
     cli,
+    heldout_eval,
     prepare,
     read_rows,
     train_stage,
@@ -104,9 +106,7 @@ def rl(a, name: str, model: str, stages: Stages, log) -> Path:
 def distill_data(a, teacher: Path, stages: Stages, log) -> tuple[Path, dict[str, Any]]:
     """OUT/distill.jsonl: the teacher's correct traces, one per question (rejection sampling)."""
     from grpo.context import rl_example
-    from grpo.policy import load_policy, pick_device
     from grpo.rejection import rejection_sample, write_jsonl
-    from grpo.tasks import get_task
 
     path, stats_path = Path(a.out) / "distill.jsonl", Path(a.out) / "distill_data.json"
     if path.is_file() and stats_path.is_file() and "distill_data" in stages.seconds:
@@ -115,9 +115,7 @@ def distill_data(a, teacher: Path, stages: Stages, log) -> tuple[Path, dict[str,
     log(f"=== distillation data: {a.k} teacher samples on each of {a.questions} train "
         "questions, the correct ones kept (one per question)")  # fmt: skip
     t0 = time.perf_counter()
-    task = get_task("addition")
-    spec = argparse.Namespace(model=str(teacher), task="addition", seed=a.seed)
-    model, tok = load_policy(spec, task, pick_device("auto"), log)
+    model, tok, task = addition_policy(str(teacher), a.seed, log)
     examples = [rl_example(task, p) for p in range(a.questions)]
     records, stats = rejection_sample(
         model, tok, task, examples, k=a.k, keep=1, max_new_tokens=a.max_new_tokens,
@@ -148,26 +146,15 @@ def sft(a, data: Path, student: str, stages: Stages, log) -> Path:
 
 def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
     """Greedy held-out metrics of each model, on the same questions (OUT/evals.jsonl)."""
-    from grpo.context import heldout_that_fits
-    from grpo.evaluate import evaluate
-    from grpo.policy import load_policy, pick_device
-    from grpo.tasks import get_task
-
     file = Path(a.out) / "evals.jsonl"
     done = read_rows(file, "model")
-    task = get_task("addition")
-    device = pick_device("auto")
     for name in MODELS:
         if name in done:
             continue
         t0 = time.perf_counter()
-        spec = argparse.Namespace(model=paths[name], task="addition", seed=a.seed)
-        model, tok = load_policy(spec, task, device, lambda *_: None)
-        ctx = model.config.max_position_embeddings
-        questions = heldout_that_fits(task, tok, a.heldout, a.max_new_tokens, ctx, log)
-        res = evaluate(model, tok, task, questions, max_new_tokens=a.max_new_tokens, seed=a.seed)
+        res = heldout_eval(paths[name], a.heldout, a.max_new_tokens, a.seed, log)[0]
         m = res.metrics
-        row = {"model": name, "questions": len(questions), "accuracy": m["eval_accuracy"],
+        row = {"model": name, "questions": len(res.records), "accuracy": m["eval_accuracy"],
                "format_rate": m["eval_format_rate"], "length": m["eval_completion_len_mean"],
                "eval_seconds": time.perf_counter() - t0}  # fmt: skip
         append_row(file, row)

@@ -143,3 +143,26 @@ def train_stage(main, what: str, run: Path, flags: list[str], stages: Stages, na
     run_stage(main, flags, what, log)
     stages.done(name, time.perf_counter() - t0)
     return resolve_model_path(run)
+
+
+def addition_policy(path: str, seed: int = 0, log=None):
+    """(model, tokenizer, the addition task) for a checkpoint, run folder or built-in."""
+    from grpo.policy import load_policy, pick_device
+    from grpo.tasks import get_task
+
+    task = get_task("addition")
+    model, tok = load_policy(path, task, pick_device("auto"), log or (lambda *_: None), seed)
+    return model, tok, task
+
+
+def heldout_eval(path: str, n: int, max_new_tokens: int, seed: int, log, temperatures=(0.0,)):
+    """grpo.evaluate on the first n held-out addition questions that fit the model (the same
+    questions for every model of an experiment), once per temperature: [EvalResult]."""
+    from grpo.context import heldout_that_fits
+    from grpo.evaluate import evaluate
+
+    model, tok, task = addition_policy(path, seed)
+    qs = heldout_that_fits(task, tok, n, max_new_tokens, model.config.max_position_embeddings,
+                           log)  # fmt: skip
+    return [evaluate(model, tok, task, qs, max_new_tokens=max_new_tokens, temperature=t,
+                     seed=seed) for t in temperatures]  # fmt: skip

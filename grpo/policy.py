@@ -2,7 +2,7 @@
 
     device = pick_device(cfg.device)               # "auto", "cpu", "cuda:1", ...
     task = task_from_config(cfg)
-    model, tok = load_policy(cfg, task, device)    # fp32, on `device`
+    model, tok = load_policy(cfg.model, task, device, seed=cfg.seed)   # fp32, on `device`
 
 `cfg.model` is a built-in demo base (built once and cached by `grpo.bases`),
 a random-init preset (`model.PRESETS`, with a BPE tokenizer trained on the
@@ -72,21 +72,20 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
     )
 
 
-def load_policy(cfg: TrainConfig, task, device: torch.device, log=say):
-    """(model fp32 on device, tokenizer) for cfg.model."""
-    if cfg.model in ("demo", "demo-countdown", "gpu-countdown", "demo-student"):
+def load_policy(model: str, task, device: torch.device, log=say, seed: int = 0):
+    """(model fp32 on device, tokenizer) for `model`: a built-in base (the task's, for
+    "demo"), a random-init preset (initialised from `seed`), or a checkpoint or run folder."""
+    if model in ("demo", "demo-countdown", "gpu-countdown", "demo-student"):
         from grpo.bases import demo_base_name, ensure_base
 
-        path = ensure_base(demo_base_name(cfg.model, cfg.task), log=log)
-    elif cfg.model in PRESETS:
-        log(f"model: building {cfg.model} (random init) and a tokenizer on the task's text")
-        mcfg = PRESETS[cfg.model]
+        path = ensure_base(demo_base_name(model, task.name), log=log)
+    elif model in PRESETS:
+        log(f"model: building {model} (random init) and a tokenizer on the task's text")
+        mcfg = PRESETS[model]
         tok = task_tokenizer(task, mcfg.vocab_size)
         mcfg = mcfg.with_(vocab_size=tok.vocab_size, eos_token_id=tok.eos_id)
-        model = Transformer(mcfg).init_weights(seed=cfg.seed).to(device)
-        return model, tok
+        return Transformer(mcfg).init_weights(seed=seed).to(device), tok
     else:
-        path = resolve_model_path(cfg.model)
+        path = resolve_model_path(model)
     log(f"model: loading {path}")
-    model = load_pretrained(path, device=device, dtype=torch.float32)
-    return model, Tokenizer.from_dir(path)
+    return load_pretrained(path, device=device, dtype=torch.float32), Tokenizer.from_dir(path)

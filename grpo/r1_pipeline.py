@@ -41,9 +41,11 @@ from typing import Any  # noqa: E402
 
 from grpo.experiment import (  # noqa: E402
     Stages,
+    addition_policy,
     append_row,
     at_least,
     cli,
+    heldout_eval,
     prepare,
     read_rows,
     train_stage,
@@ -110,10 +112,8 @@ def sample_data(a, model_path: str, positions: range, file: Path, stages: Stages
                 log, extra: list[dict] = ()) -> dict[str, Any]:  # fmt: skip
     """FILE: the model's correct AND readable samples (2 per question, one kept) + extra."""
     from grpo.context import rl_example
-    from grpo.policy import load_policy, pick_device
     from grpo.readability import readable
     from grpo.rejection import rejection_sample, write_jsonl
-    from grpo.tasks import get_task
     from model.checkpoint import write_json_atomic
 
     stats_file = file.with_suffix(".json")
@@ -123,9 +123,7 @@ def sample_data(a, model_path: str, positions: range, file: Path, stages: Stages
     log(f"=== {name}: 2 samples of each of {len(positions)} train questions with "
         f"{model_path}, correct and readable ones kept")  # fmt: skip
     t0 = time.perf_counter()
-    task = get_task("addition")
-    spec = argparse.Namespace(model=model_path, task="addition", seed=a.seed)
-    model, tok = load_policy(spec, task, pick_device("auto"), log)
+    model, tok, task = addition_policy(model_path, a.seed, log)
     records, stats = rejection_sample(
         model, tok, task, [rl_example(task, p) for p in positions], k=2, keep=1,
         max_new_tokens=a.max_new_tokens, seed=a.seed + len(name), positions=list(positions),
@@ -144,9 +142,6 @@ def sample_data(a, model_path: str, positions: range, file: Path, stages: Stages
 
 def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
     """Greedy and sampled (T = 1) held-out metrics with readability (OUT/evals.jsonl)."""
-    from grpo.context import heldout_that_fits
-    from grpo.evaluate import evaluate
-    from grpo.policy import load_policy, pick_device
     from grpo.readability import readable
     from grpo.tasks import get_task
 
@@ -156,14 +151,10 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
     for name in MODELS:
         if name in done:
             continue
-        spec = argparse.Namespace(model=paths[name], task="addition", seed=a.seed)
-        model, tok = load_policy(spec, task, pick_device("auto"), lambda *_: None)
-        qs = heldout_that_fits(task, tok, a.heldout, a.max_new_tokens,
-                               model.config.max_position_embeddings, log)  # fmt: skip
-        row: dict[str, Any] = {"model": name, "questions": len(qs)}
-        for mode, temperature in (("greedy", 0.0), ("sampled", 1.0)):
-            res = evaluate(model, tok, task, qs, max_new_tokens=a.max_new_tokens,
-                           temperature=temperature, seed=a.seed)  # fmt: skip
+        greedy, sampled = heldout_eval(paths[name], a.heldout, a.max_new_tokens, a.seed, log,
+                                       temperatures=(0.0, 1.0))  # fmt: skip
+        row: dict[str, Any] = {"model": name, "questions": len(greedy.records)}
+        for mode, res in (("greedy", greedy), ("sampled", sampled)):
             texts = [r["completions"][0] for r in res.records]
             exs = [r["example"] for r in res.records]
             read = [readable(task, t, ex) for t, ex in zip(texts, exs)]

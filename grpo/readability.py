@@ -1,7 +1,7 @@
 """Readability of a reasoning trace: DeepSeek-R1's language-consistency reward, in miniature.
 
     readable(task, completion, example)  -> bool     # addition only
-    readable_rate(task, texts, examples) -> float
+    add_readability_reward(rollout, task, weight)    # R1's consistency reward, in place
 
 R1-Zero's chains of thought were hard to read (languages mixed, no
 structure), so R1 added a reward for the share of target-language words in
@@ -45,6 +45,3 @@ def add_readability_reward(ro, task, weight: float) -> None:
         ro.scores[i]["reward"] += weight * r
         ro.rewards[i] += weight * r
 
-
-def readable_rate(task, texts: list[str], examples: list[dict]) -> float:
-    return sum(readable(task, t, ex) for t, ex in zip(texts, examples)) / max(1, len(texts))

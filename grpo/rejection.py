@@ -121,6 +121,7 @@ def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from grpo.config import OneLineErrorParser
+    from grpo.config import _bool as parse_bool
 
     ap = OneLineErrorParser(prog="python -m grpo.rejection",
                             description=__doc__.split("\n")[0])  # fmt: skip
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=8, help="samples per question (default 8)")
     ap.add_argument("--keep", type=int, default=1,
                     help="at most this many kept per question; 0 = all that pass (default 1)")
-    ap.add_argument("--dedup", type=_bool, default=True, metavar="BOOL",
+    ap.add_argument("--dedup", type=parse_bool, default=True, metavar="BOOL",
                     help="drop a question's repeated texts (default true)")  # fmt: skip
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -178,8 +179,7 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         opts["path"] = ns.task_path
     task = get_task(ns.task, **opts)
     device = pick_device(ns.device)
-    spec = argparse.Namespace(model=ns.model, task=ns.task, seed=ns.seed)
-    model, tok = load_policy(spec, task, device, say)
+    model, tok = load_policy(ns.model, task, device, say, ns.seed)
     positions = range(ns.start, ns.start + ns.questions)
     examples = [rl_example(task, p) for p in positions]
     fit, over = split_by_context(task, tok, examples, ns.max_new_tokens,
@@ -199,11 +199,6 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         f"{stats['questions']} questions have one; {stats['records']} records -> {ns.out}")
     return stats
 
-
-def _bool(s: str) -> bool:
-    from grpo.config import _bool as parse
-
-    return parse(s)
 
 
 if __name__ == "__main__":

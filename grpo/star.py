@@ -43,7 +43,14 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.experiment import at_least, cli, prepare, run_stage  # noqa: E402
+from grpo.experiment import (  # noqa: E402
+    addition_policy,
+    at_least,
+    cli,
+    heldout_eval,
+    prepare,
+    run_stage,
+)
 
 # train_sft.py flags of each iteration's SFT beyond --model/--data/--out/--seed/--steps.
 SFT_FLAGS: list[str] = ["--batch-size", "32", "--lr", "3e-4", "--warmup-steps", "5",
@@ -54,7 +61,7 @@ SETTINGS = ("iterations", "questions", "k", "sft_steps", "heldout", "max_new_tok
             "rl")  # fmt: skip
 
 
-def hinted_example(task, example: dict[str, Any]) -> dict[str, Any]:
+def hinted_example(example: dict[str, Any]) -> dict[str, Any]:
     """The example with the answer given as a hint at the end of its question."""
     if "solution" in example:  # countdown: one expression that reaches the target
         hint = f" Hint: {example['solution']} = {example['target']}."
@@ -73,7 +80,7 @@ def star_data(model, tok, task, examples: list[dict], *, k: int, max_new_tokens:
                                    positions=positions)  # fmt: skip
     solved = {r["pos"] for r in records}
     wrong = [(p, ex) for p, ex in zip(positions, examples) if p not in solved]
-    hinted = [hinted_example(task, ex) for _, ex in wrong]
+    hinted = [hinted_example(ex) for _, ex in wrong]
     rationales, s2 = rejection_sample(model, tok, task, hinted, k=1, keep=1,
                                       max_new_tokens=max_new_tokens, seed=seed + 7919,
                                       positions=[p for p, _ in wrong])  # fmt: skip
@@ -115,17 +122,7 @@ def check_args(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def evaluate_model(a, path: str, log) -> dict[str, float]:
-    from grpo.context import heldout_that_fits
-    from grpo.evaluate import evaluate
-    from grpo.policy import load_policy, pick_device
-    from grpo.tasks import get_task
-
-    task = get_task("addition")
-    spec = argparse.Namespace(model=path, task="addition", seed=a.seed)
-    model, tok = load_policy(spec, task, pick_device("auto"), lambda *_: None)
-    qs = heldout_that_fits(task, tok, a.heldout, a.max_new_tokens,
-                           model.config.max_position_embeddings, log)  # fmt: skip
-    m = evaluate(model, tok, task, qs, max_new_tokens=a.max_new_tokens, seed=a.seed).metrics
+    m = heldout_eval(path, a.heldout, a.max_new_tokens, a.seed, log)[0].metrics
     return {"accuracy": m["eval_accuracy"], "format_rate": m["eval_format_rate"],
             "length": m["eval_completion_len_mean"]}  # fmt: skip
 
@@ -135,9 +132,7 @@ def iteration(a, n: int, model_path: str, base: str, log) -> dict[str, Any]:
     import train_sft
     from grpo.checkpoint import resolve_model_path
     from grpo.context import rl_example
-    from grpo.policy import load_policy, pick_device
     from grpo.rejection import write_jsonl
-    from grpo.tasks import get_task
     from model.checkpoint import write_json_atomic
 
     folder = Path(a.out) / f"iter_{n}"
@@ -151,9 +146,7 @@ def iteration(a, n: int, model_path: str, base: str, log) -> dict[str, Any]:
     if not stats_file.is_file():
         log(f"=== iteration {n}: {a.k} samples of {a.questions} train questions with "
             f"{model_path}, rationalising the unsolved ones")  # fmt: skip
-        task = get_task("addition")
-        spec = argparse.Namespace(model=model_path, task="addition", seed=a.seed)
-        model, tok = load_policy(spec, task, pick_device("auto"), log)
+        model, tok, task = addition_policy(model_path, a.seed, log)
         positions = list(range((n - 1) * a.questions, n * a.questions))
         records, stats = star_data(model, tok, task, [rl_example(task, p) for p in positions],
                                    k=a.k, max_new_tokens=a.max_new_tokens,

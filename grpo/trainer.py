@@ -134,7 +134,7 @@ class Trainer(Update):
             raise FileNotFoundError(f"--resume: {self.run_dir} has no checkpoint to resume from")
         torch.manual_seed(cfg.seed)
         self.task = task_from_config(cfg)
-        self.model, self.tok = load_policy(cfg, self.task, self.device, log)
+        self.model, self.tok = load_policy(cfg.model, self.task, self.device, log, cfg.seed)
         if ckpt is not None:
             self.tok = Tokenizer.from_dir(ckpt)  # the run's own tokenizer, whatever built it
         self.context = self.model.config.max_position_embeddings

@@ -20,12 +20,12 @@ def _answer(ex, value):
 
 def test_hint_gives_the_answer_in_the_question():
     ex = TASK.train_example(0)
-    h = star.hinted_example(TASK, ex)
+    h = star.hinted_example(ex)
     assert h["question"] == ex["question"] + f" Hint: the answer is {ex['target']}."
     assert {k: v for k, v in h.items() if k != "question"} == {
         k: v for k, v in ex.items() if k != "question"}  # fmt: skip
     cd = get_task("countdown").train_example(0)
-    assert f"Hint: {cd['solution']} = {cd['target']}." in star.hinted_example(None, cd)["question"]
+    assert f"Hint: {cd['solution']} = {cd['target']}." in star.hinted_example(cd)["question"]
 
 
 def test_rationalisation_is_stored_without_the_hint(monkeypatch):

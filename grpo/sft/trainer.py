@@ -97,8 +97,7 @@ class SFTTrainer:
             opts["path"] = cfg.task_path
         self.task = get_task(cfg.task, **opts)
         source = ckpt if ckpt is not None else cfg.model
-        self.model, self.tok = load_policy(_PolicySpec(str(source), cfg.task, cfg.seed),
-                                           self.task, self.device, log)  # fmt: skip
+        self.model, self.tok = load_policy(str(source), self.task, self.device, log, cfg.seed)
         self.context = self.model.config.max_position_embeddings
         max_len = min(cfg.max_len or self.context, self.context)
         self.examples, dropped = tokenize(rows, self.tok, max_len)
@@ -298,12 +297,6 @@ def _eval_line(row: dict[str, Any]) -> str:
     return (f"eval @ step {row['step']}: accuracy {row['eval_accuracy']:.3f}  format "
             f"{row['eval_format_rate']:.3f}  length {row['eval_completion_len_mean']:.1f}")
 
-
-class _PolicySpec:
-    """What grpo.policy.load_policy reads of a config: the model, task and seed."""
-
-    def __init__(self, model: str, task: str, seed: int) -> None:
-        self.model, self.task, self.seed = model, task, seed
 
 
 __all__ = ["CONFIG_FILE", "SFTDiverged", "SFTTrainer"]
