@@ -28,6 +28,7 @@ PROG = "train_sft.py"
 
 def main(argv: list[str] | None = None) -> int:
     from grpo.progress import line_buffered_output
+    from grpo.report import REFUSED, refused
     from grpo.sft.config import SFTConfig
 
     line_buffered_output()
@@ -45,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = SFTConfig.from_dict(given)
     except (ValueError, FileNotFoundError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return refused(PROG, e)
     from grpo.runfolder import RunInUse
     from grpo.sft.trainer import SFTDiverged, SFTTrainer
     from grpo.stopping import TrainingInterrupted
@@ -60,13 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SFTDiverged, RunInUse, CheckpointError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
-        return 1
+    except REFUSED as e:
+        return refused(PROG, e)
     except KeyboardInterrupt:
         print(f"\n{PROG}: SIGINT: stopped outside training, nothing to save", file=sys.stderr)
         return 130

@@ -110,13 +110,10 @@ def _run(ap, ns) -> int:
 
 def _refused(e: BaseException) -> int:
     """Print one line for `e` (one of _REFUSED); return the exit code."""
-    if isinstance(e, (ValueError, FileNotFoundError, FileExistsError, TypeError)):
-        print(f"train_zero.py: error: {e}", file=sys.stderr)
-        return 2
-    if isinstance(e, OSError):  # the file system's doing (a full disk, a read-only folder)
-        where = f": {e.filename}" if e.filename else ""
-        print(f"train_zero.py: error: {e.strerror or e}{where}", file=sys.stderr)
-        return 1
+    from grpo.report import REFUSED, refused
+
+    if isinstance(e, REFUSED):
+        return refused("train_zero.py", e)
     name, code = ("SIGTERM", 143) if isinstance(e, _Terminated) else ("SIGINT", 130)
     print(f"\ntrain_zero.py: {name}: stopped outside training, nothing to save "
           "(--resume continues a run from its last checkpoint)", file=sys.stderr)  # fmt: skip

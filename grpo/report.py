@@ -9,6 +9,9 @@ the closing table, and its plots. Plain formatting over the trainer's rows; no t
         log(line)                            # first evaluation against the last
     plot_run(run_dir, log)                   # run_dir/plots/, or a line saying why not
 
+`refused(prog, e)` words a refused run for an entry point (train_zero.py,
+train_sft.py): one line on stderr, and the exit code.
+
 `say` is the trainer's default `log`: print and flush, so that a pipe or a
 file sees each line at once. If the reader of a pipe goes away (`| head`, a
 killed `tee`), the run goes on silently instead of dying: metrics.jsonl and
@@ -117,3 +120,18 @@ def plot_run(run_dir: Path, log: Callable[[str], None]) -> None:
         log(f"plots skipped: {e}")
         return
     log(f"plots: {', '.join(str(p) for p in paths)}")
+
+
+# What an entry point refuses with one line: bad settings, paths and files (exit 2),
+# and the file system's own failures, a full disk or a read-only folder (exit 1).
+REFUSED = (ValueError, FileNotFoundError, FileExistsError, TypeError, OSError)
+
+
+def refused(prog: str, e: BaseException) -> int:
+    """Print one line on stderr for `e` (one of REFUSED); return the exit code."""
+    if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)):
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{prog}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    print(f"{prog}: error: {e}", file=sys.stderr)
+    return 2
