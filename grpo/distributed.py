@@ -17,9 +17,9 @@ its sampling noise is the one-process batch's (model.generate's `noise_rows`),
 and the shares' gradients sum to the one-process gradient
 (Trainer._backward). With one process every call here is a no-op.
 
-gloo on CPU, nccl on CUDA (one device per rank: cuda:LOCAL_RANK). The process
-group has a timeout, so a rank that fails ends the others with an error
-instead of a hang.
+gloo on CPU; on CUDA nccl for CUDA tensors and gloo for the small CPU ones
+(one device per rank: cuda:LOCAL_RANK). The process group has a timeout, so a
+rank that fails ends the others with an error instead of a hang.
 """
 
 from __future__ import annotations
@@ -96,11 +96,7 @@ class Dist:
         return int(t.item())
 
     def any(self, flag: bool) -> bool:
-        if not self.active:
-            return flag
-        t = torch.tensor([int(bool(flag))])
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item())
+        return bool(self.most(int(bool(flag))))
 
     def barrier(self) -> None:
         if self.active:
@@ -127,5 +123,8 @@ def init_from_env() -> Dist:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local)
-    torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    # On CUDA the gradients go through nccl; the small CPU tensors of sum/most and the
+    # pickled objects of gather through gloo (nccl takes CUDA tensors only).
+    torch.distributed.init_process_group("cuda:nccl,cpu:gloo" if cuda else "gloo",
+                                         timeout=TIMEOUT)  # fmt: skip
     return Dist(rank, world, local)

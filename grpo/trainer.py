@@ -414,7 +414,7 @@ class Trainer(Update):
         (then every rank takes that signal as its own, for the message and exit code)."""
         if not self.dist.active:
             return self.stops.signal is not None
-        sig = max(self.dist.gather(self.stops.signal or 0))
+        sig = self.dist.most(self.stops.signal or 0)
         if sig and self.stops.signal is None:
             self.stops.signal = sig
         return bool(sig)
