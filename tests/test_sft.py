@@ -208,3 +208,32 @@ def test_steps_runs_on_into_the_next_epochs_order(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["epoch"], r["sequences"]) for r in rows] == [
         (1, 1, 4), (2, 1, 4), (3, 1, 2), (4, 2, 4), (5, 2, 4)]  # fmt: skip
+
+
+def test_ctrl_c_finishes_the_step_checkpoints_it_and_resumes(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import grpo.sft.trainer as sft_trainer
+    from grpo.stopping import TrainingInterrupted
+
+    data = _write(tmp_path / "d.jsonl", _records(10))
+    t = SFTTrainer(_cfg(tmp_path, data, eval_n=0, save_every=100), log=lambda *a: None)
+    real = sft_trainer.completion_nll
+
+    def interrupting(*a, **k):
+        if t.step == 1 and not interrupting.sent:  # inside step 2's optimizer step
+            interrupting.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    interrupting.sent = False
+    monkeypatch.setattr(sft_trainer, "completion_nll", interrupting)
+    with pytest.raises(TrainingInterrupted, match="stopped after step 2") as info:
+        t.train()
+    assert info.value.exit_code == 130
+    assert (tmp_path / "run" / "checkpoints" / "step_000002").is_dir()
+    monkeypatch.setattr(sft_trainer, "completion_nll", real)
+    SFTTrainer(_cfg(tmp_path, data, eval_n=0), resume=True, log=lambda *a: None).train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]

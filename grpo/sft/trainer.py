@@ -247,24 +247,33 @@ class SFTTrainer:
             f"{len(self.heldout)}")
         try:
             with self.stops.installed():
-                try:
-                    abandoned = False
-                    try:
-                        self._loop()
-                    except Abandon:
-                        abandoned = True
-                    if self.stops.signal is not None:
-                        path = (latest_checkpoint(self.run_dir) if self._saved_step == self.step
-                                else self.save() if self.step else None)  # fmt: skip
-                        raise self.stops.stopped_after(self.run_dir, self.step, path, abandoned)
-                except StopNow:
-                    last = latest_checkpoint(self.run_dir)
-                    raise self.stops.stopped_at_once(self.run_dir, last) from None
+                self._train()
         finally:
             self.close()
         log(f"done in {time.perf_counter() - start:.0f}s; final checkpoint "
             f"{latest_checkpoint(self.run_dir)}")  # fmt: skip
         return self.history[-1] if self.history else {}
+
+    def _train(self) -> None:
+        """The loop; on a signal, checkpoint the last step (grpo/stopping.py, as the GRPO
+        trainer does) and raise TrainingInterrupted."""
+        abandoned = False
+        try:
+            try:
+                self._loop()
+            except Abandon:
+                abandoned = True
+            if self.stops.signal is not None:
+                if self.step == 0:
+                    path = None
+                elif self._saved_step == self.step:
+                    path = latest_checkpoint(self.run_dir)
+                else:
+                    path = self.save()
+                raise self.stops.stopped_after(self.run_dir, self.step, path, abandoned)
+        except StopNow:
+            last = latest_checkpoint(self.run_dir)
+            raise self.stops.stopped_at_once(self.run_dir, last) from None
 
     def _eval_due(self, s: int) -> bool:
         return bool(self.heldout) and (s == 0 or s % self.cfg.eval_every == 0
