@@ -1,4 +1,5 @@
-"""What the one-command experiments share (grpo.distill, grpo.star, grpo.test_time_compute).
+"""What the one-command experiments share (grpo.distill, grpo.star, grpo.r1_pipeline,
+grpo.test_time_compute).
 
     check_settings(out, settings)          # OUT/settings.json: one comparison per folder
     run_stage(train_zero.main, flags, "train_zero.py", log)   # a stage, in this process
@@ -6,6 +7,9 @@
     path = train_stage(train_zero.main, "train_zero.py", out / "rl", flags, stages, "rl", log)
     out = prepare(args.out, settings)      # the --out folder, created, its settings saved
     sys.exit(cli("python -m grpo.star", run, build_parser(), argv))   # one-line errors
+    rows = read_rows(out / "evals.jsonl", "model"); append_row(out / "evals.jsonl", row)
+    model, tok, task = addition_policy(path, seed)            # a model of an experiment
+    [res] = heldout_eval(path, n, max_new_tokens, seed, log)  # the same held-out questions
 
 Each experiment keeps every stage's output in its --out folder and reuses it
 when the command runs again, so a stopped one continues. Its settings are
@@ -67,10 +71,10 @@ def prepare(out: str | Path, settings: dict[str, Any], what: str = "a comparison
     return out
 
 
-def read_rows(file: Path, key: str) -> dict[str, dict[str, Any]]:
-    """The rows of an append-only JSONL file by row[key]; a line torn by a kill, and
-    anything after it, is dropped from the file (to be measured again)."""
-    rows: dict[str, dict[str, Any]] = {}
+def read_rows(file: Path, key) -> dict[Any, dict[str, Any]]:
+    """The rows of an append-only JSONL file by row[key] (or key(row), a callable); a line
+    torn by a kill, and anything after it, is dropped from the file (to be measured again)."""
+    rows: dict[Any, dict[str, Any]] = {}
     if not file.is_file():
         return rows
     for line in file.read_text().splitlines():
@@ -78,7 +82,7 @@ def read_rows(file: Path, key: str) -> dict[str, dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             break
-        rows[row[key]] = row
+        rows[key(row) if callable(key) else row[key]] = row
     file.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
     return rows
 

@@ -111,13 +111,12 @@ def rl_model(a: argparse.Namespace, log) -> Path:
     import train_zero
 
     run = Path(a.out) / "rl"
+    from grpo.experiment import run_stage
+
     flags = ["--out", str(run), "--plot", "false", "--seed", str(a.seed)]
     if (run / "metrics.jsonl").exists():
         flags.append("--resume")
-    log(f"=== R1-Zero model: train_zero.py {' '.join(flags)}")
-    rc = train_zero.main(flags)
-    if rc != 0:
-        raise RuntimeError(f"train_zero.py {' '.join(flags)} exited with {rc}")
+    run_stage(train_zero.main, flags, "R1-Zero model: train_zero.py", log)
     return resolve_model_path(run)
 
 
@@ -146,14 +145,9 @@ class Records:
     """OUT/records.jsonl: one line per measured record, flushed as it is written."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.rows = path, []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:  # a torn last line from a kill: measured again
-                    break
-            path.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        from grpo.experiment import read_rows  # a torn last line from a kill: measured again
+
+        self.path, self.rows = path, list(read_rows(path, self.key).values())
 
     @staticmethod
     def key(r: dict) -> tuple:
@@ -163,10 +157,10 @@ class Records:
         return any(self.key(r) == key for r in self.rows)
 
     def add(self, record: dict, log) -> None:
+        from grpo.experiment import append_row
+
         self.rows.append(record)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_row(self.path, record)
         log(f"  {record['model']:>4}  {record['strategy']:<18} {record['verifier']:<4} "
             f"budget {record['budget']:>2}: accuracy {record['accuracy']:.3f}, "
             f"{record['policy_tokens']:.0f} policy + {record['verifier_tokens']:.0f} verifier "
