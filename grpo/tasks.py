@@ -372,17 +372,9 @@ def reference_answer(raw: Any) -> str:
     return str(raw)
 
 
-def load_jsonl(path: str | Path) -> list[Example]:
-    """Read {"question": str, "answer": str | number} lines; blank lines are skipped.
-
-    Errors name the file and the 1-based line: FileNotFoundError for a missing
-    file, ValueError for bad JSON, a missing or mistyped field, an empty
-    answer, or a file with no examples.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"jsonl task: no such file: {path}")
-    examples = []
+def jsonl_objects(path: Path):
+    """(where, object) for each non-blank line of a JSONL file, `where` = "path:line";
+    ValueError naming the line that is not JSON or not a JSON object."""
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -394,18 +386,33 @@ def load_jsonl(path: str | Path) -> list[Example]:
                 raise ValueError(f"{where}: invalid JSON ({e.msg})") from e
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            for key in ("question", "answer"):
-                if key not in record:
-                    raise ValueError(f"{where}: missing field {key!r}")
-            if not isinstance(record["question"], str) or not record["question"].strip():
-                raise ValueError(f"{where}: field 'question' must be a non-empty string")
-            try:
-                answer = reference_answer(record["answer"])
-            except TypeError as e:
-                raise ValueError(f"{where}: field 'answer': {e}") from e
-            if not answer:
-                raise ValueError(f"{where}: field 'answer' is empty")
-            examples.append({"question": record["question"].strip(), "answer": answer})
+            yield where, record
+
+
+def load_jsonl(path: str | Path) -> list[Example]:
+    """Read {"question": str, "answer": str | number} lines; blank lines are skipped.
+
+    Errors name the file and the 1-based line: FileNotFoundError for a missing
+    file, ValueError for bad JSON, a missing or mistyped field, an empty
+    answer, or a file with no examples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"jsonl task: no such file: {path}")
+    examples = []
+    for where, record in jsonl_objects(path):
+        for key in ("question", "answer"):
+            if key not in record:
+                raise ValueError(f"{where}: missing field {key!r}")
+        if not isinstance(record["question"], str) or not record["question"].strip():
+            raise ValueError(f"{where}: field 'question' must be a non-empty string")
+        try:
+            answer = reference_answer(record["answer"])
+        except TypeError as e:
+            raise ValueError(f"{where}: field 'answer': {e}") from e
+        if not answer:
+            raise ValueError(f"{where}: field 'answer' is empty")
+        examples.append({"question": record["question"].strip(), "answer": answer})
     if not examples:
         raise ValueError(f"{path}: no examples (the file is empty or blank)")
     return examples

@@ -49,8 +49,8 @@ def test_read_sft_jsonl_names_the_line_of_each_problem(tmp_path):
     good = {"prompt": "p", "completion": "c", "extra": 1}
     assert read_sft_jsonl(_write(tmp_path / "ok.jsonl", [good, "", good])) == [good, good]
     cases = [
-        ("{not json", "bad.jsonl:2: not JSON"),
-        ('["a list"]', "bad.jsonl:2: expected an object"),
+        ("{not json", "bad.jsonl:2: invalid JSON"),
+        ('["a list"]', "bad.jsonl:2: expected a JSON object, got list"),
         ('{"prompt": "p"}', "bad.jsonl:2: missing 'completion'"),
         ('{"prompt": 3, "completion": "c"}', "bad.jsonl:2: 'prompt' must be a string, got int"),
         ('{"prompt": "p", "completion": "  "}', "bad.jsonl:2: 'completion' is empty"),
@@ -175,7 +175,7 @@ def test_cli_one_line_errors(tmp_path):
     for args, said in [
         ((), "--data is required"),
         (("--data", str(tmp_path / "none.jsonl")), "no such file"),
-        (("--data", str(bad), "--model", "tiny"), "bad.jsonl:2: not JSON"),
+        (("--data", str(bad), "--model", "tiny"), "bad.jsonl:2: invalid JSON"),
         (("--data", str(bad), "--epochs", "0"), "--epochs must be >= 1"),
         (("--out", str(tmp_path / "x"), "--resume"), "does not exist"),
     ]:

@@ -19,7 +19,6 @@ padded up to long ones.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,29 +32,22 @@ def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--data {path}: no such file")
+    from grpo.tasks import jsonl_objects
+
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{n}: expected an object with prompt and completion")
-            for key in ("prompt", "completion"):
-                if key not in row:
-                    raise ValueError(f"{path}:{n}: missing {key!r}")
-                if not isinstance(row[key], str):
-                    raise ValueError(f"{path}:{n}: {key!r} must be a string, got "
-                                     f"{type(row[key]).__name__}")  # fmt: skip
-            if not row["completion"].strip():
-                raise ValueError(f"{path}:{n}: 'completion' is empty")
-            if not row["prompt"]:
-                raise ValueError(f"{path}:{n}: 'prompt' is empty (the completion's first token "
-                                 "must follow something)")  # fmt: skip
-            rows.append(row)
+    for where, row in jsonl_objects(path):
+        for key in ("prompt", "completion"):
+            if key not in row:
+                raise ValueError(f"{where}: missing {key!r}")
+            if not isinstance(row[key], str):
+                raise ValueError(f"{where}: {key!r} must be a string, got "
+                                 f"{type(row[key]).__name__}")  # fmt: skip
+        if not row["completion"].strip():
+            raise ValueError(f"{where}: 'completion' is empty")
+        if not row["prompt"]:
+            raise ValueError(f"{where}: 'prompt' is empty (the completion's first token must "
+                             "follow something)")  # fmt: skip
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows
