@@ -7,12 +7,16 @@
 How it works:
 1. Prompts are left-padded into one (B, P) batch and prefilled once. When
    every prompt starts with the same tokens (a template's instructions), that
-   common prefix is prefilled once, as a batch of one, and copied to the B
-   rows; only the rest of each prompt is prefilled per row (the rows are then
+   common prefix is prefilled once, as a batch of one, and its keys and values
+   are kept once in the cache (`KVCache(prefix=...)`), not copied per row;
+   only the rest of each prompt is prefilled per row (each row attends
    [prefix | padding | rest of the prompt]; positions skip the padding).
 2. The prompt's KV cache is copied G times (row b becomes rows b*G .. b*G+G-1),
    so a group's samples share the prompt's computation.
-3. Each decode step feeds one token per row. Finished rows keep running (their
+3. Each decode step feeds one token per row, through `model.decode.Decoder`
+   (the same function as the model's forward, written for one token per row:
+   fused weights, the shared prefix attended once for all rows; `fast=False`
+   runs the general forward instead, the oracle). Finished rows keep running (their
    tokens are discarded) until, at a check, at most half of the rows still
    running are unfinished: then the cache keeps only those (`compact`). The
    sampling noise is still drawn for all N rows every step, so the random
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from model.decode import Decoder
 from model.transformer import KVCache, Transformer
 
 
@@ -171,6 +176,7 @@ def generate(
     logit_filter: Callable[[Tensor, Tensor], Tensor] | None = None,
     share_prefix: bool = True,
     noise_rows: tuple[int, int] | None = None,
+    fast: bool = True,
 ) -> GenerationOutput:
     """Sample `num_samples` completions for each prompt (token id lists).
 
@@ -184,6 +190,7 @@ def generate(
     `share_prefix`: prefill the prompts' common leading tokens once (step 1 of
     the module docstring); False prefills every prompt whole (the oracle).
     `compact`: drop finished rows from the cache (step 3); False keeps them.
+    `fast`: decode with `model.decode.Decoder` (step 3); False runs `model(...)`.
 
     `noise_rows=(start, total)`: this call's N rows are rows start .. start+N-1
     of a batch of `total` rows (the prompts are a contiguous slice of a larger
@@ -225,17 +232,20 @@ def generate(
     was_training = model.training
     model.eval()
     try:
+        prefix = None
         if k:
-            cache = KVCache(model.config, 1, P + max_new_tokens, device, dtype)
-            model.hidden_states(torch.tensor([list(prompts[0][:k])], device=device), None, cache)
-            cache = cache.repeat_interleave(B)
-        else:
-            cache = KVCache(model.config, B, P + max_new_tokens, device, dtype)
+            prefix = KVCache(model.config, 1, k, device, dtype)
+            model.hidden_states(torch.tensor([list(prompts[0][:k])], device=device), None, prefix)
+        cache = KVCache(model.config, B, P - k + max_new_tokens, device, dtype, prefix=prefix)
         logits = model(ids, mask, cache)[:, -1]  # (B, V): next-token logits per prompt
         if G > 1:
             cache = cache.repeat_interleave(G)
             logits = logits.repeat_interleave(G, dim=0)
 
+        if fast:
+            step = Decoder(model, P + max_new_tokens)
+        else:  # the general forward pass: the oracle the fast step is tested against
+            step = lambda ids, c: model(ids[:, None], None, c)[:, -1]  # noqa: E731
         eos = torch.as_tensor(list(eos_ids), dtype=torch.long, device=device)
         tokens = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=device)
         logps = torch.zeros(N, max_new_tokens, device=device) if return_logprobs else None
@@ -282,12 +292,12 @@ def generate(
             if progress is not None:
                 progress(t + 1, max_new_tokens)
             if active is None:
-                logits = model(tok[:, None], None, cache)[:, -1]
+                logits = step(tok, cache)
             else:
                 # Finished rows get zero logits: what they sample is discarded, but
                 # they still consume their share of the noise.
                 logits = logits.new_zeros(N, logits.shape[-1])
-                logits[active] = model(tok[active][:, None], None, cache)[:, -1]
+                logits[active] = step(tok[active], cache)
     finally:
         model.train(was_training)
     T = steps

@@ -83,17 +83,22 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class KVCache:
-    """Static per-layer key/value buffers, preallocated for S positions.
+    """Static per-layer key/value buffers, preallocated for S positions per row.
 
     `valid` marks the columns that hold real tokens (prompt padding stays
     False); `length` is how many columns are filled (the same for every row,
     so rows of different lengths simply carry masked columns); `next_pos` is
     each row's rotary position for its next real token.
+
+    `prefix` (optional): a filled cache of one row that every row continues (a
+    template's instructions). Its keys and values are kept once, as
+    `prefix_k` / `prefix_v` (L, nkv, Sp, D), and attended before each row's
+    own columns; they are never copied per row.
     """
 
     def __init__(
         self, cfg: ModelConfig, batch_size: int, capacity: int,
-        device: torch.device | str, dtype: torch.dtype,
+        device: torch.device | str, dtype: torch.dtype, prefix: KVCache | None = None,
     ) -> None:  # fmt: skip
         L, B, n, S, D = cfg.num_layers, batch_size, cfg.num_kv_heads, capacity, cfg.head_dim
         self.k = torch.zeros(L, B, n, S, D, device=device, dtype=dtype)
@@ -101,29 +106,46 @@ class KVCache:
         self.valid = torch.zeros(B, S, dtype=torch.bool, device=device)
         self.next_pos = torch.zeros(B, dtype=torch.long, device=device)
         self.length = 0
+        self.prefix_k = self.prefix_v = None
+        if prefix is not None:
+            if prefix.k.shape[1] != 1 or prefix.prefix_k is not None:
+                raise ValueError("a cache's prefix must be a plain cache of one row")
+            n_pre = prefix.length
+            self.prefix_k = prefix.k[:, 0, :, :n_pre].contiguous()
+            self.prefix_v = prefix.v[:, 0, :, :n_pre].contiguous()
+            self.next_pos.fill_(int(prefix.next_pos[0]))
 
     @property
     def capacity(self) -> int:
         return self.k.shape[3]
 
-    def select(self, rows: Tensor) -> KVCache:
-        """A cache of only these rows (the sampler drops rows that have finished)."""
+    @property
+    def prefix_len(self) -> int:
+        return 0 if self.prefix_k is None else self.prefix_k.shape[2]
+
+    def _like(self, k: Tensor, v: Tensor, valid: Tensor, next_pos: Tensor) -> KVCache:
         new = object.__new__(KVCache)
-        new.k, new.v = self.k.index_select(1, rows), self.v.index_select(1, rows)
-        new.valid = self.valid.index_select(0, rows)
-        new.next_pos = self.next_pos.index_select(0, rows)
-        new.length = self.length
+        new.k, new.v, new.valid, new.next_pos, new.length = k, v, valid, next_pos, self.length
+        new.prefix_k, new.prefix_v = self.prefix_k, self.prefix_v
         return new
+
+    def select(self, rows: Tensor) -> KVCache:
+        """A cache of only these rows (the sampler drops rows that have finished).
+        Only the filled columns are copied; the shared prefix is not copied at all."""
+        n, L, _, nkv, S, D = self.length, *self.k.shape
+        k, v = self.k.new_empty(L, len(rows), nkv, S, D), self.v.new_empty(L, len(rows), nkv, S, D)
+        k[:, :, :, :n] = self.k[:, :, :, :n].index_select(1, rows)
+        v[:, :, :, :n] = self.v[:, :, :, :n].index_select(1, rows)
+        valid, next_pos = self.valid.index_select(0, rows), self.next_pos.index_select(0, rows)
+        return self._like(k, v, valid, next_pos)
 
     def repeat_interleave(self, repeats: int) -> KVCache:
         """Copy each row `repeats` times: prefill a prompt once, sample G completions from it."""
-        new = object.__new__(KVCache)
-        new.k = self.k.repeat_interleave(repeats, dim=1)
-        new.v = self.v.repeat_interleave(repeats, dim=1)
-        new.valid = self.valid.repeat_interleave(repeats, dim=0)
-        new.next_pos = self.next_pos.repeat_interleave(repeats, dim=0)
-        new.length = self.length
-        return new
+        return self._like(
+            self.k.repeat_interleave(repeats, dim=1), self.v.repeat_interleave(repeats, dim=1),
+            self.valid.repeat_interleave(repeats, dim=0),
+            self.next_pos.repeat_interleave(repeats, dim=0),
+        )  # fmt: skip
 
 
 @dataclass
@@ -203,8 +225,12 @@ class Attention(nn.Module):
             start = cache.length
             cache.k[layer, :, :, start : start + T] = k
             cache.v[layer, :, :, start : start + T] = v
-            S = mask.shape[-1]  # keys attended to: the filled part of the cache
+            S = start + T  # this row part's keys attended to: its filled columns
             k, v = cache.k[layer, :, :, :S], cache.v[layer, :, :, :S]  # (B, nkv, S, D)
+            if cache.prefix_k is not None:  # the shared prefix comes first in every row
+                pk = cache.prefix_k[layer].expand(B, -1, -1, -1)
+                k = torch.cat([pk, k], 2)
+                v = torch.cat([cache.prefix_v[layer].expand(B, -1, -1, -1), v], 2)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, enable_gqa=self.nkv != self.nh
         )  # (B, nh, T, D)
@@ -348,6 +374,10 @@ class Transformer(nn.Module):
                 raise ValueError(f"KV cache overflow: {start} + {T} > capacity {cache.capacity}")
             cache.valid[:, start : start + T] = valid
             key_valid = cache.valid[:, : start + T]
+            if cache.prefix_k is not None:  # every row attends the shared prefix first
+                pre = torch.ones(B, cache.prefix_len, dtype=torch.bool, device=dev)
+                key_valid = torch.cat([pre, key_valid], 1)
+                start += cache.prefix_len
         elif prefix is not None:
             start = prefix.valid.shape[1]
             key_valid = torch.cat([prefix.valid, valid], 1)
@@ -371,7 +401,7 @@ class Transformer(nn.Module):
             else:
                 x = layer(x, cos, sin, mask, cache, i, past, present)
         if cache is not None:
-            cache.length = S
+            cache.length = S - cache.prefix_len
             cache.next_pos += valid.sum(1)
         return self.model.norm(x)
 

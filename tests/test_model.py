@@ -158,6 +158,51 @@ def test_kv_cache_decoding_equals_full_forward(kind, tmp_path):
     assert diff <= ATOL, f"{kind}: cached decoding differs from the full pass by {diff:.2e}"
 
 
+@pytest.mark.parametrize("shared", [0, 9])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_decode_step_equals_each_row_alone(kind, shared, tmp_path):
+    """The sampler's decode step (model.decode.Decoder) and the general cached forward,
+    on rows that continue a shared prefix (KVCache(prefix=...)) after left-padded prompts
+    of different lengths, give the logits of each row's own full forward pass."""
+    from model.decode import Decoder
+
+    hf = hf_model(kind, seed=7)
+    hf.save_pretrained(tmp_path)
+    m = load_pretrained(tmp_path, dtype=torch.float32)
+    g = torch.Generator().manual_seed(3)
+    head = torch.randint(0, VOCAB, (shared,), generator=g)
+    rests = [torch.randint(0, VOCAB, (n,), generator=g) for n in (4, 1, 7)]
+    fed = torch.randint(0, VOCAB, (3, 5), generator=g)  # tokens fed one step at a time
+    P = max(len(r) for r in rests)
+    ids = torch.zeros(3, P, dtype=torch.long)
+    mask = torch.zeros(3, P, dtype=torch.bool)
+    for i, r in enumerate(rests):
+        ids[i, P - len(r) :], mask[i, P - len(r) :] = r, True
+
+    def cache_after_prompts():
+        pre = None
+        if shared:
+            pre = KVCache(m.config, 1, shared, "cpu", torch.float32)
+            m.hidden_states(head[None], None, pre)
+        cache = KVCache(m.config, 3, P + 6, "cpu", torch.float32, prefix=pre)
+        m(ids, mask, cache)
+        return cache
+
+    with torch.no_grad():
+        fast_cache, slow_cache = cache_after_prompts(), cache_after_prompts()
+        assert fast_cache.prefix_len == shared
+        step = Decoder(m, shared + P + 6)
+        fast = torch.stack([step(fed[:, t], fast_cache) for t in range(5)], 1)
+        slow = torch.cat([m(fed[:, t : t + 1], None, slow_cache) for t in range(5)], 1)
+        for i, r in enumerate(rests):
+            alone = m(torch.cat([head, r, fed[i]])[None])[0, -5:]
+            for name, got in (("fast step", fast[i]), ("cached forward", slow[i])):
+                diff = (got - alone).abs().max().item()
+                assert diff <= ATOL, f"{kind}, row {i}: {name} differs by {diff:.2e}"
+    assert fast_cache.length == slow_cache.length == P + 5
+    assert torch.equal(fast_cache.next_pos, slow_cache.next_pos)
+
+
 def test_cache_overflow_is_an_error():
     m = _tiny()
     cache = KVCache(m.config, 1, 4, "cpu", torch.float32)
