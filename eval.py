@@ -32,9 +32,9 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("MKL_CBWR", "AUTO")  # reproducible CPU numerics (see train_zero.py)
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # robust to busy cores (see train_zero.py)
+from grpo.cpu_env import set_cpu_env  # noqa: E402
+
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -14,12 +14,11 @@ it). Ctrl-C or SIGTERM stops at a consistent point and checkpoints it (exit
 
 from __future__ import annotations
 
-import os
 import sys
 
-os.environ.setdefault("MKL_CBWR", "AUTO")  # as train_zero.py: reproducible CPU runs
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from grpo.cpu_env import set_cpu_env  # noqa: E402
+
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 from grpo.config import OneLineErrorParser, add_config_flags  # noqa: E402
 

@@ -13,18 +13,12 @@ checkpoints it (exit 130 or 143); --resume continues from there.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
-# Bitwise-reproducible CPU runs: MKL's default code paths may depend on memory
-# alignment and pick thread counts dynamically. Must be set before torch loads.
-os.environ.setdefault("MKL_CBWR", "AUTO")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-# Idle OpenMP threads sleep instead of spinning. With the default (spin, then
-# yield), one busy core elsewhere on a 2-core laptop made every small parallel
-# op wait for a time slice: a demo rollout took 10-30 s instead of 1.9 s.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from grpo.cpu_env import set_cpu_env  # noqa: E402
+
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
 

@@ -26,11 +26,9 @@ when the command runs again.
 
 from __future__ import annotations
 
-import os
+from grpo.cpu_env import set_cpu_env  # noqa: E402
 
-os.environ.setdefault("MKL_CBWR", "AUTO")  # as train_zero.py, before torch loads
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402

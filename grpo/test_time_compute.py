@@ -34,13 +34,9 @@ correctness).
 
 from __future__ import annotations
 
-import os
+from grpo.cpu_env import set_cpu_env  # noqa: E402
 
-# Before torch loads, as train_zero.py and eval.py set them: reproducible CPU numerics,
-# and idle OpenMP threads that sleep (robust to busy cores).
-os.environ.setdefault("MKL_CBWR", "AUTO")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -8,14 +8,11 @@
 See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
 """
 
-import os
 
-# `python -m grpo.verifiers train` imports this package, and torch with it, before its
-# __main__ runs: set what train_zero.py sets before torch loads (reproducible CPU
-# numerics, sleeping idle OpenMP threads). No effect once torch is loaded.
-os.environ.setdefault("MKL_CBWR", "AUTO")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# __main__ runs: make the CPU settings train_zero.py makes before torch loads.
+from grpo.cpu_env import set_cpu_env  # noqa: E402
+
+set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
 from grpo.verifiers.model import Verifier, label_positions, verifier_loss  # noqa: E402
 
