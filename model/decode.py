@@ -38,7 +38,8 @@ from model.transformer import KVCache, RMSNorm, Transformer, rope_cos_sin, rotat
 
 
 class Decoder:
-    """`Decoder(model)(tok, cache)` -> next-token logits (B, V); appends tok to the cache."""
+    """`Decoder(model, max_positions)(tok, cache)` -> next-token logits (B, V); appends tok
+    to the cache. max_positions: above every rotary position a step will use."""
 
     def __init__(self, model: Transformer, max_positions: int) -> None:
         cfg = model.config
@@ -74,6 +75,9 @@ class Decoder:
         bias.masked_fill_(~cache.valid[:, None, None, :S], float("-inf"))
         cos, sin = self.cos[cache.next_pos][:, None], self.sin[cache.next_pos][:, None]  # (B, 1, D)
         x = model.model.embed_tokens(tok)  # (B, H)
+        # Under autocast, addmm would round the residual stream to bf16; x + mm keeps
+        # it in x's dtype, as the general forward does.
+        fuse = not torch.is_autocast_enabled(tok.device.type)
         for i, (blk, qkv_w, qkv_b, gate_up, o_t, down_t, q_scale) in enumerate(self.layers):
             a = blk.self_attn
             qkv = F.linear(self.norm(blk.input_layernorm, x), qkv_w, qkv_b)
@@ -103,13 +107,17 @@ class Decoder:
             if Sp:
                 pp = p[..., :Sp].permute(1, 0, 2, 3).reshape(nkv, B * g, Sp)
                 y = y + torch.matmul(pp, cache.prefix_v[i]).view(nkv, B, g, D).permute(1, 0, 2, 3)
-            x = torch.addmm(x, y.reshape(B, nh * D), o_t)  # x + o_proj(y)
+            x = self.residual(x, y.reshape(B, nh * D), o_t, fuse)  # x + o_proj(y)
             gu = F.linear(self.norm(blk.post_attention_layernorm, x), gate_up)
             gate, up = gu.chunk(2, -1)
-            x = torch.addmm(x, F.silu(gate) * up, down_t)  # x + down_proj(...)
+            x = self.residual(x, F.silu(gate) * up, down_t, fuse)  # x + down_proj(...)
         cache.length = S
         cache.next_pos += 1
         return model.lm_head(self.norm(model.model.norm, x))
+
+    @staticmethod
+    def residual(x: Tensor, h: Tensor, w_t: Tensor, fuse: bool) -> Tensor:
+        return torch.addmm(x, h, w_t) if fuse else x + torch.matmul(h, w_t)
 
     @staticmethod
     def norm(module: RMSNorm, x: Tensor) -> Tensor:

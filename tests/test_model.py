@@ -203,6 +203,37 @@ def test_fast_decode_step_equals_each_row_alone(kind, shared, tmp_path):
     assert torch.equal(fast_cache.next_pos, slow_cache.next_pos)
 
 
+@pytest.mark.parametrize("mode", ["bf16 weights", "bf16 autocast"])
+def test_fast_decode_step_in_bf16_is_as_close_as_the_general_forward(mode, tmp_path):
+    """In bf16 (weights, or autocast over fp32 weights as rollouts on CUDA run), the decode
+    step's logits are about as far from the fp32 ones as the general forward's are."""
+    from contextlib import nullcontext
+
+    from model.decode import Decoder
+
+    hf = hf_model("qwen2_untied", seed=9)
+    hf.save_pretrained(tmp_path)
+    ref = load_pretrained(tmp_path, dtype=torch.float32)
+    m = load_pretrained(tmp_path, dtype=torch.bfloat16) if mode == "bf16 weights" else ref
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode == "bf16 autocast" else (
+        nullcontext)  # fmt: skip
+    ids, fed = _ids(4, 20, seed=4), _ids(4, 6, seed=5)
+
+    def run(model, fast, dtype):
+        cache = KVCache(model.config, 4, 30, "cpu", dtype)
+        model(ids, None, cache)
+        step = Decoder(model, 40) if fast else (lambda t, c: model(t[:, None], None, c)[:, -1])
+        return torch.stack([step(fed[:, t], cache) for t in range(6)], 1).float()
+
+    with torch.no_grad():
+        exact = run(ref, False, torch.float32)
+        with ctx():
+            dtype = torch.bfloat16 if mode == "bf16 weights" else torch.float32
+            fast, general = run(m, True, dtype), run(m, False, dtype)
+    err_fast, err_general = (fast - exact).abs().max(), (general - exact).abs().max()
+    assert 0 < err_general < 0.5 and err_fast <= 2 * err_general, (err_fast, err_general)
+
+
 def test_cache_overflow_is_an_error():
     m = _tiny()
     cache = KVCache(m.config, 1, 4, "cpu", torch.float32)
