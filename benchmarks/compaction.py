@@ -51,19 +51,24 @@ def rollout_setup(a: argparse.Namespace):
     return model, tok, prompts, kw
 
 
+def alternating(run, repeats: int) -> tuple[dict, dict]:
+    """Time run(True) and run(False) `repeats` times each, in alternating order (also
+    used by decode_step.py). Returns ({flag: best seconds}, {flag: last result})."""
+    best, outs = {True: float("inf"), False: float("inf")}, {}
+    for r in range(repeats):
+        for flag in (True, False) if r % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            outs[flag] = run(flag)
+            best[flag] = min(best[flag], time.perf_counter() - t0)
+    return best, outs
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_rollout_args(p, "assets/demo-countdown-base", "countdown", 480)
     a = p.parse_args(argv)
     model, tok, prompts, kw = rollout_setup(a)
-    best = {True: float("inf"), False: float("inf")}
-    outs = {}
-    for r in range(a.repeats):
-        for compact in (True, False) if r % 2 == 0 else (False, True):
-            t0 = time.perf_counter()
-            out = generate(model, prompts, compact=compact, **kw)
-            best[compact] = min(best[compact], time.perf_counter() - t0)
-            outs[compact] = out
+    best, outs = alternating(lambda c: generate(model, prompts, compact=c, **kw), a.repeats)
     on, off = outs[True], outs[False]
     assert torch.equal(on.tokens, off.tokens), "compaction changed the sampled tokens"
     lengths = on.lengths.float()

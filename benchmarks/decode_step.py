@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compaction import add_rollout_args, rollout_setup  # noqa: E402
+from compaction import add_rollout_args, alternating, rollout_setup  # noqa: E402
 
 from model import generate  # noqa: E402
 
@@ -35,13 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     add_rollout_args(p, "assets/demo-base", "addition", 128)
     a = p.parse_args(argv)
     model, _tok, prompts, kw = rollout_setup(a)
-    best = {True: float("inf"), False: float("inf")}
-    outs = {}
-    for r in range(a.repeats):
-        for fast in (True, False) if r % 2 == 0 else (False, True):
-            t0 = time.perf_counter()
-            outs[fast] = generate(model, prompts, fast=fast, **kw)
-            best[fast] = min(best[fast], time.perf_counter() - t0)
+    best, outs = alternating(lambda f: generate(model, prompts, fast=f, **kw), a.repeats)
     assert torch.equal(outs[True].tokens, outs[False].tokens), "the fast step sampled other tokens"
     n = int(outs[True].lengths.sum())
     print(f"{a.base}, {a.prompts} x {a.group_size} samples, T={a.temperature}, up to "
