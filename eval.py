@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sys
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 

@@ -28,7 +28,7 @@ Every stage's output is kept in OUT and reused when the command runs again
 
 from __future__ import annotations
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
@@ -42,14 +42,15 @@ from typing import Any  # noqa: E402
 from grpo.experiment import (  # noqa: E402
     Stages,
     addition_policy,
-    append_row,
     at_least,
     cli,
     heldout_eval,
+    markdown_table,
     prepare,
     read_rows,
     train_stage,
 )
+from grpo.runfolder import JsonlWriter  # noqa: E402
 
 MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student_distilled_rl")
 # train_zero.py flags of every RL stage beyond --model/--out/--seed: none, the addition demo.
@@ -153,7 +154,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
         row = {"model": name, "questions": len(res.records), "accuracy": m["eval_accuracy"],
                "format_rate": m["eval_format_rate"], "length": m["eval_completion_len_mean"],
                "eval_seconds": time.perf_counter() - t0}  # fmt: skip
-        append_row(file, row)
+        JsonlWriter(file).write(row)
         done[name] = row
         log(f"  {name:<22} accuracy {row['accuracy']:.3f}  format {row['format_rate']:.3f}  "
             f"length {row['length']:.1f}  ({row['eval_seconds']:.0f} s)")  # fmt: skip
@@ -208,13 +209,11 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> list[str]:
     """The comparison as Markdown rows."""
-    rows = ["| model | held-out accuracy | format rate | mean length | wall time |",
-            "|---|---|---|---|---|"]  # fmt: skip
-    for name, m in summary["models"].items():
-        wall = "-" if m["seconds"] is None else f"{m['seconds']:.0f} s"
-        rows.append(f"| {name} | {m['accuracy']:.3f} | {m['format_rate']:.3f} | "
-                    f"{m['length']:.1f} | {wall} |")  # fmt: skip
-    return rows
+    header = ["model", "held-out accuracy", "format rate", "mean length", "wall time"]
+    rows = [[name, f"{m['accuracy']:.3f}", f"{m['format_rate']:.3f}", f"{m['length']:.1f}",
+             "-" if m["seconds"] is None else f"{m['seconds']:.0f} s"]
+            for name, m in summary["models"].items()]  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

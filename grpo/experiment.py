@@ -7,7 +7,8 @@ grpo.test_time_compute).
     path = train_stage(train_zero.main, "train_zero.py", out / "rl", flags, stages, "rl", log)
     out = prepare(args.out, settings)      # the --out folder, created, its settings saved
     sys.exit(cli("python -m grpo.star", run, build_parser(), argv))   # one-line errors
-    rows = read_rows(out / "evals.jsonl", "model"); append_row(out / "evals.jsonl", row)
+    rows = read_rows(out / "evals.jsonl", "model")  # append with grpo.runfolder.JsonlWriter
+    lines = markdown_table(["model", "accuracy"], [["base", "0.002"]])   # results as Markdown
     model, tok, task = addition_policy(path, seed)            # a model of an experiment
     [res] = heldout_eval(path, n, max_new_tokens, seed, log)  # the same held-out questions
 
@@ -72,8 +73,11 @@ def prepare(out: str | Path, settings: dict[str, Any], what: str = "a comparison
 
 
 def read_rows(file: Path, key) -> dict[Any, dict[str, Any]]:
-    """The rows of an append-only JSONL file by row[key] (or key(row), a callable); a line
-    torn by a kill, and anything after it, is dropped from the file (to be measured again)."""
+    """The rows of an append-only JSONL file (written by grpo.runfolder.JsonlWriter) by
+    row[key] (or key(row), a callable); a line torn by a kill, and anything after it, is
+    dropped from the file (to be measured again). The file is replaced atomically."""
+    import os
+
     rows: dict[Any, dict[str, Any]] = {}
     if not file.is_file():
         return rows
@@ -83,14 +87,16 @@ def read_rows(file: Path, key) -> dict[Any, dict[str, Any]]:
         except json.JSONDecodeError:
             break
         rows[key(row) if callable(key) else row[key]] = row
-    file.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    os.replace(tmp, file)
     return rows
 
 
-def append_row(file: Path, row: dict[str, Any]) -> None:
-    with open(file, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown table lines: the header, its rule, then one line per row of cells."""
+    line = lambda cells: "| " + " | ".join(cells) + " |"  # noqa: E731
+    return [line(header), "|" + "---|" * len(header), *map(line, rows)]
 
 
 def cli(prog: str, run, parser, argv: list[str] | None,

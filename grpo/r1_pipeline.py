@@ -26,7 +26,7 @@ when the command runs again.
 
 from __future__ import annotations
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
@@ -40,14 +40,15 @@ from typing import Any  # noqa: E402
 from grpo.experiment import (  # noqa: E402
     Stages,
     addition_policy,
-    append_row,
     at_least,
     cli,
     heldout_eval,
+    markdown_table,
     prepare,
     read_rows,
     train_stage,
 )
+from grpo.runfolder import JsonlWriter  # noqa: E402
 
 MODELS = ("base", "r1_zero", "cold_start", "reasoning_rl", "sft", "final_rl")
 # Flags of each training stage beyond --model/--data/--out/--seed/--max-new-tokens.
@@ -165,7 +166,7 @@ def evaluate_all(a, paths: dict[str, str], log) -> dict[str, dict[str, float]]:
             if mode == "greedy":
                 row["format_rate"] = res.metrics["eval_format_rate"]
                 row["length"] = res.metrics["eval_completion_len_mean"]
-        append_row(file, row)
+        JsonlWriter(file).write(row)
         done[name] = row
         log(f"  {name:<13} greedy accuracy {row['greedy_accuracy']:.3f} readable "
             f"{row['greedy_readable']:.3f} | sampled accuracy {row['sampled_accuracy']:.3f} "
@@ -230,15 +231,13 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    rows = ["| stage | greedy accuracy | format rate | length | readable (greedy) | sampled "
-            "accuracy | readable (sampled) | right but unreadable (sampled) |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, m in results["models"].items():
-        rows.append(f"| {name} | {m['greedy_accuracy']:.3f} | {m['format_rate']:.3f} | "
-                    f"{m['length']:.1f} | {m['greedy_readable']:.3f} | "
-                    f"{m['sampled_accuracy']:.3f} | {m['sampled_readable']:.3f} | "
-                    f"{m['sampled_right_unreadable']:.3f} |")  # fmt: skip
-    return rows
+    header = ["stage", "greedy accuracy", "format rate", "length", "readable (greedy)",
+              "sampled accuracy", "readable (sampled)", "right but unreadable (sampled)"]
+    rows = [[name, f"{m['greedy_accuracy']:.3f}", f"{m['format_rate']:.3f}", f"{m['length']:.1f}",
+             f"{m['greedy_readable']:.3f}", f"{m['sampled_accuracy']:.3f}",
+             f"{m['sampled_readable']:.3f}", f"{m['sampled_right_unreadable']:.3f}"]
+            for name, m in results["models"].items()]  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ Every stage is kept in OUT and reused when the command runs again.
 
 from __future__ import annotations
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
@@ -46,6 +46,7 @@ from grpo.experiment import (  # noqa: E402
     at_least,
     cli,
     heldout_eval,
+    markdown_table,
     prepare,
     run_stage,
 )
@@ -239,17 +240,15 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    rows = ["| STaR iteration | completions sampled | kept (correct + rationalised) | SFT steps "
-            "| held-out accuracy | GRPO at the same completions |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
-    b = results["base"]
-    rows.append(f"| 0 (base) | 0 | - | - | {b['accuracy']:.3f} | - |")
-    for r in results["iterations"]:
-        rows.append(f"| {r['iteration']} | {r['completions_total']} | {r['kept']} "
-                    f"({r['correct']} + {r['rationalised']}) | {r['sft_steps']} | "
-                    f"{r['accuracy']:.3f} | {r['grpo_accuracy']:.3f} (step {r['grpo_step']}, "
-                    f"{r['grpo_completions']}) |")  # fmt: skip
-    return rows
+    header = ["STaR iteration", "completions sampled", "kept (correct + rationalised)",
+              "SFT steps", "held-out accuracy", "GRPO at the same completions"]
+    rows = [["0 (base)", "0", "-", "-", f"{results['base']['accuracy']:.3f}", "-"]]
+    rows += [[str(r["iteration"]), str(r["completions_total"]),
+              f"{r['kept']} ({r['correct']} + {r['rationalised']})", str(r["sft_steps"]),
+              f"{r['accuracy']:.3f}",
+              f"{r['grpo_accuracy']:.3f} (step {r['grpo_step']}, {r['grpo_completions']})"]
+             for r in results["iterations"]]  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ correctness).
 
 from __future__ import annotations
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
@@ -153,10 +153,10 @@ class Records:
         return any(self.key(r) == key for r in self.rows)
 
     def add(self, record: dict, log) -> None:
-        from grpo.experiment import append_row
+        from grpo.runfolder import JsonlWriter
 
         self.rows.append(record)
-        append_row(self.path, record)
+        JsonlWriter(self.path).write(record)
         log(f"  {record['model']:>4}  {record['strategy']:<18} {record['verifier']:<4} "
             f"budget {record['budget']:>2}: accuracy {record['accuracy']:.3f}, "
             f"{record['policy_tokens']:.0f} policy + {record['verifier_tokens']:.0f} verifier "

@@ -10,7 +10,7 @@ See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
 
 
 # __main__ runs: make the CPU settings train_zero.py makes before torch loads.
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
 
