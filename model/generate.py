@@ -222,6 +222,10 @@ def generate(
         )
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    if torch.is_autocast_enabled(device.type):
+        # Under autocast, attention reads the cache in the autocast dtype: storing it so
+        # gives the same values, and no step re-casts the whole cache.
+        dtype = torch.get_autocast_dtype(device.type)
     if generator is None and seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     B, G = len(prompts), num_samples

@@ -82,6 +82,20 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, gqa: bool) -> Tensor:
+    """softmax(q k^T / sqrt(D) + mask) v by torch's fused kernel. On CPU, bf16/fp16 inputs
+    are attended in fp32 (result cast back): torch's CPU flash-attention kernel is
+    2.6-3x slower forward+backward in bf16 than in fp32 at this model's shapes
+    (benchmarks/cpu_bf16.py), and fp32 is the more exact of the two."""
+    if q.device.type != "cpu" or q.dtype == torch.float32:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+    with torch.autocast("cpu", enabled=False):
+        y = F.scaled_dot_product_attention(
+            q.float(), k.float(), v.float(), attn_mask=mask, enable_gqa=gqa
+        )  # fmt: skip
+    return y.to(q.dtype)
+
+
 class KVCache:
     """Static per-layer key/value buffers, preallocated for S positions per row.
 
@@ -231,9 +245,7 @@ class Attention(nn.Module):
                 pk = cache.prefix_k[layer].expand(B, -1, -1, -1)
                 k = torch.cat([pk, k], 2)
                 v = torch.cat([cache.prefix_v[layer].expand(B, -1, -1, -1), v], 2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, enable_gqa=self.nkv != self.nh
-        )  # (B, nh, T, D)
+        y = attention(q, k, v, mask, self.nkv != self.nh)  # (B, nh, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.nh * self.D))
 
 

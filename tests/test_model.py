@@ -234,6 +234,63 @@ def test_fast_decode_step_in_bf16_is_as_close_as_the_general_forward(mode, tmp_p
     assert 0 < err_general < 0.5 and err_fast <= 2 * err_general, (err_fast, err_general)
 
 
+def test_autocast_cache_dtype_and_cast_once_weights_change_no_value(tmp_path):
+    """Under bf16 autocast, generate keeps the KV cache in bf16 and the decode step casts
+    its fused weights once: attention reads the cache in bf16 either way, so the logits
+    equal those from an fp32 cache and from weights cast at every step, bit for bit."""
+    from model.decode import Decoder
+
+    hf = hf_model("qwen2_untied", seed=11)
+    hf.save_pretrained(tmp_path)
+    m = load_pretrained(tmp_path, dtype=torch.float32)
+    ids, fed = _ids(3, 12, seed=6), _ids(3, 5, seed=7)
+    amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+
+    def run(cache_dtype, fast, cast_once):
+        pre = KVCache(m.config, 1, 4, "cpu", cache_dtype)
+        with amp():
+            m.hidden_states(ids[:1, :4], None, pre)
+            cache = KVCache(m.config, 3, 20, "cpu", cache_dtype, prefix=pre)
+            out = [m(ids[:, 4:], None, cache)[:, -1]]
+        if fast:
+            with amp() if cast_once else torch.autocast("cpu", enabled=False):
+                step = Decoder(m, 30)
+        else:
+            step = lambda t, c: m(t[:, None], None, c)[:, -1]  # noqa: E731
+        with amp():
+            out += [step(fed[:, t], cache) for t in range(5)]
+        return torch.stack(out, 1)
+
+    with torch.no_grad():
+        for fast in (False, True):
+            ref = run(torch.float32, fast, cast_once=False)
+            got = run(torch.bfloat16, fast, cast_once=True)
+            assert torch.equal(got, ref), f"fast={fast}: {(got - ref).abs().max():.2e}"
+
+
+def test_cpu_bf16_attention_runs_in_fp32():
+    """On CPU, bf16 attention is computed in fp32 from the same inputs (torch's CPU flash
+    kernel is slower and less exact in bf16): output and input gradients equal the fp32
+    computation's, rounded to bf16."""
+    from model.transformer import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, n, 7, 16, generator=g) for n in (6, 2, 2))
+    mask = torch.ones(7, 7, dtype=torch.bool).tril()[None, None].expand(2, 1, 7, 7)
+    up = torch.randn(2, 6, 7, 16, generator=g).bfloat16()
+    leaves = [t.bfloat16().requires_grad_() for t in (q, k, v)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attention(*leaves, mask, gqa=True)
+    y.backward(up)
+    ref_in = [t.detach().float().requires_grad_() for t in leaves]
+    ref = torch.nn.functional.scaled_dot_product_attention(*ref_in, attn_mask=mask,
+                                                           enable_gqa=True)  # fmt: skip
+    ref.backward(up.float())
+    assert y.dtype == torch.bfloat16 and torch.equal(y, ref.bfloat16())
+    for a, b in zip(leaves, ref_in):
+        assert a.grad.dtype == torch.bfloat16 and torch.equal(a.grad, b.grad.bfloat16())
+
+
 def test_cache_overflow_is_an_error():
     m = _tiny()
     cache = KVCache(m.config, 1, 4, "cpu", torch.float32)
