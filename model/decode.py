@@ -9,7 +9,8 @@ matmuls, attention over the cache, and per-op overhead rather than FLOPs:
    up projections: 4 matmuls per layer instead of 7. The fused matrices are
    concatenated once per `generate` call (`Decoder(model)`), from the
    current weights; q's 1/sqrt(D) is folded into them, and the residual adds
-   ride on the output projections (`addmm`).
+   ride on the output projections (`addmm`). Under autocast they are cast to
+   its dtype once, here, instead of by every matmul of every step.
 2. Attention for one query token, with grouped-query heads, as two small
    batched matmuls and a softmax. The `g = nh / nkv` query heads that share a
    key head are stacked as rows of one matmul, so keys and values are never

@@ -11,6 +11,8 @@ How it works:
    are kept once in the cache (`KVCache(prefix=...)`), not copied per row;
    only the rest of each prompt is prefilled per row (each row attends
    [prefix | padding | rest of the prompt]; positions skip the padding).
+   Under autocast the cache holds the autocast dtype, which is what attention
+   reads it as.
 2. The prompt's KV cache is copied G times (row b becomes rows b*G .. b*G+G-1),
    so a group's samples share the prompt's computation.
 3. Each decode step feeds one token per row, through `model.decode.Decoder`
@@ -30,7 +32,9 @@ How it works:
 
 Sampling: logits / temperature, then top-k, then top-p (nucleus), then one
 draw by the exponential-race trick (argmax of p / Exp(1) noise is a sample from
-p). temperature == 0 means greedy. The optional log-probs are those of the
+p; on CPU the noise is drawn as float64 uniforms U and -log1p(-U), bit for bit
+what torch's `exponential_` draws, see `exponential_noise`). temperature == 0
+means greedy. The optional log-probs are those of the
 sampled tokens under softmax(logits / temperature) over the full vocabulary
 (before top-k/top-p), i.e. the policy's log-probs at that temperature.
 
