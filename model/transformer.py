@@ -87,7 +87,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, gqa: bool) -> Tenso
     are attended in fp32 (result cast back): torch's CPU flash-attention kernel is
     2.6-3x slower forward+backward in bf16 than in fp32 at this model's shapes
     (benchmarks/cpu_bf16.py), and fp32 is the more exact of the two."""
-    if q.device.type != "cpu" or q.dtype == torch.float32:
+    if q.device.type != "cpu" or q.dtype not in (torch.bfloat16, torch.float16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
     with torch.autocast("cpu", enabled=False):
         y = F.scaled_dot_product_attention(
