@@ -85,7 +85,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, gqa: bool) -> Tensor:
     """softmax(q k^T / sqrt(D) + mask) v by torch's fused kernel. On CPU, bf16/fp16 inputs
     are attended in fp32 (result cast back): torch's CPU flash-attention kernel is
-    2.6-3x slower forward+backward in bf16 than in fp32 at this model's shapes
+    over 2x slower forward+backward in bf16 than in fp32 at the demo's shapes
     (benchmarks/cpu_bf16.py), and fp32 is the more exact of the two."""
     if q.device.type != "cpu" or q.dtype not in (torch.bfloat16, torch.float16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
