@@ -13,60 +13,21 @@ only meaningful as this ratio, measured in one run on idle cores.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grpo.bases.common import TEMPLATE  # noqa: E402
-from grpo.tasks import get_task  # noqa: E402
-from model import Tokenizer, generate, load_pretrained  # noqa: E402
+from rollouts import alternating, rollout_parser, rollout_setup  # noqa: E402
 
-
-def add_rollout_args(p: argparse.ArgumentParser, base: str, task: str, max_new: int) -> None:
-    """The flags of a rollout-shaped benchmark (also used by compile_decode.py)."""
-    p.add_argument("--base", default=base, help="checkpoint folder")
-    p.add_argument("--task", default=task, help="addition or countdown")
-    p.add_argument("--prompts", type=int, default=16, help="B prompts")
-    p.add_argument("--group-size", type=int, default=8, help="G samples per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=max_new)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def rollout_setup(a: argparse.Namespace):
-    """(model, tokenizer, prompts, generate kwargs): the first B held-out prompts, G each."""
-    model = load_pretrained(a.base, dtype=torch.float32)
-    tok = Tokenizer.from_dir(a.base)
-    task = get_task(a.task, template=TEMPLATE)
-    prompts = [tok.encode(task.prompt(ex)) for ex in task.heldout(a.prompts)]
-    kw = dict(max_new_tokens=a.max_new_tokens, num_samples=a.group_size,
-              temperature=a.temperature, eos_ids=tok.eos_ids, stop_strings=["</answer>"],
-              tokenizer=tok, pad_id=tok.pad_id, seed=a.seed)  # fmt: skip
-    return model, tok, prompts, kw
-
-
-def alternating(run, repeats: int) -> tuple[dict, dict]:
-    """Time run(True) and run(False) `repeats` times each, in alternating order (also
-    used by decode_step.py). Returns ({flag: best seconds}, {flag: last result})."""
-    best, outs = {True: float("inf"), False: float("inf")}, {}
-    for r in range(repeats):
-        for flag in (True, False) if r % 2 == 0 else (False, True):
-            t0 = time.perf_counter()
-            outs[flag] = run(flag)
-            best[flag] = min(best[flag], time.perf_counter() - t0)
-    return best, outs
+from model import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-countdown-base", "countdown", 480)
-    a = p.parse_args(argv)
+    a = rollout_parser(__doc__, "assets/demo-countdown-base", "countdown", 480).parse_args(argv)
     model, tok, prompts, kw = rollout_setup(a)
     best, outs = alternating(lambda c: generate(model, prompts, compact=c, **kw), a.repeats)
     on, off = outs[True], outs[False]

@@ -16,7 +16,6 @@ against the eager decode step.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,15 +25,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compaction import add_rollout_args, rollout_setup  # noqa: E402
+from rollouts import rollout_parser, rollout_setup  # noqa: E402
 
 from model import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-base", "addition", 128)
-    a = p.parse_args(argv)
+    a = rollout_parser(__doc__).parse_args(argv)
     model, _tok, prompts, kw = rollout_setup(a)
 
     def timed(fast: bool) -> tuple[float, torch.Tensor]:

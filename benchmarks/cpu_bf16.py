@@ -21,9 +21,7 @@ one run on idle cores.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -36,7 +34,7 @@ set_cpu_env()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from compaction import add_rollout_args, rollout_setup  # noqa: E402
+from rollouts import alternating, best_of, rollout_parser, rollout_setup  # noqa: E402
 
 from model import generate  # noqa: E402
 from model.transformer import attention  # noqa: E402
@@ -44,24 +42,12 @@ from model.transformer import attention  # noqa: E402
 BF16 = torch.bfloat16
 
 
-def best_of(fns: dict, repeats: int) -> dict:
-    """{name: best seconds}: each fn run `repeats` times, in rotating order."""
-    names, best = list(fns), {k: float("inf") for k in fns}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
-
-
 def amp(on: bool):
     return torch.autocast("cpu", dtype=BF16) if on else nullcontext()
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-base", "addition", 128)
+    p = rollout_parser(__doc__)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -73,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     for m, k, n in ((2048, 2048, 2048), (6400, 192, 512)):
         x, w = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
         xb, wb = x.to(BF16), w.to(BF16)
-        t = best_of({"fp32": lambda x=x, w=w: x @ w, "bf16": lambda x=xb, w=wb: x @ w}, a.repeats)
+        t, _ = best_of({"fp32": lambda x=x, w=w: x @ w, "bf16": lambda x=xb, w=wb: x @ w},
+                       a.repeats)  # fmt: skip
         f = 2 * m * k * n / 1e9
         print(f"   {m}x{k}x{n:<6d} {f / t['fp32']:14.0f} {f / t['bf16']:14.0f} "
               f"{t['fp32'] / t['bf16']:12.2f}x")  # fmt: skip
@@ -89,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     sdpa = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask,  # noqa: E731
                                                           enable_gqa=True)  # fmt: skip
     ours = lambda *x: attention(*x, mask, True)  # noqa: E731
-    t = best_of({"fp32": fwd_bwd(sdpa, torch.float32), "bf16": fwd_bwd(sdpa, BF16),
-                 "ours": fwd_bwd(ours, BF16)}, a.repeats)  # fmt: skip
+    t, _ = best_of({"fp32": fwd_bwd(sdpa, torch.float32), "bf16": fwd_bwd(sdpa, BF16),
+                    "ours": fwd_bwd(ours, BF16)}, a.repeats)  # fmt: skip
     print(f"\n2. attention forward + backward, q {tuple(q.shape)}, k/v {tuple(k.shape)}:")
     print(f"   torch's kernel, fp32 inputs            {t['fp32'] * 1e3:8.2f} ms")
     print(f"   torch's kernel, bf16 inputs            {t['bf16'] * 1e3:8.2f} ms")
@@ -98,15 +85,12 @@ def main(argv: list[str] | None = None) -> None:
           f"(kernel bf16 / ours: {t['bf16'] / t['ours']:.2f}x)")  # fmt: skip
 
     model, _tok, prompts, kw = rollout_setup(a)
-    outs = {}
 
     def roll(on):
-        def run():
-            with amp(on):
-                outs[on] = generate(model, prompts, **kw)
-        return run
+        with amp(on):
+            return generate(model, prompts, **kw)
 
-    t = best_of({False: roll(False), True: roll(True)}, a.repeats)
+    t, outs = alternating(roll, a.repeats)
     n32, n16 = (int(outs[x].lengths.sum()) for x in (False, True))
     print(f"\n3. rollout, {a.base}, {a.prompts} x {a.group_size} samples up to "
           f"{a.max_new_tokens} tokens:")  # fmt: skip
@@ -117,13 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     ids = torch.randint(0, model.config.vocab_size, (64, 180), generator=g)
 
     def step(on):
-        def run():
-            with amp(on):
-                loss = model.hidden_states(ids).float().square().mean()
-            loss.backward()
-        return run
+        with amp(on):
+            loss = model.hidden_states(ids).float().square().mean()
+        loss.backward()
 
-    t = best_of({False: step(False), True: step(True)}, a.repeats)
+    t, _ = alternating(step, a.repeats)
     print("\n4. forward + backward of 64 x 180 tokens:")
     print(f"   fp32 {t[False]:.3f} s, bf16 autocast {t[True]:.3f} s   "
           f"(fp32 / bf16: {t[False] / t[True]:.2f}x)")  # fmt: skip

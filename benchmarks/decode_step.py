@@ -15,7 +15,6 @@ machine are only meaningful as this ratio, measured in one run on idle cores.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,15 +23,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compaction import add_rollout_args, alternating, rollout_setup  # noqa: E402
+from rollouts import alternating, rollout_parser, rollout_setup  # noqa: E402
 
 from model import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-base", "addition", 128)
-    a = p.parse_args(argv)
+    a = rollout_parser(__doc__).parse_args(argv)
     model, _tok, prompts, kw = rollout_setup(a)
     best, outs = alternating(lambda f: generate(model, prompts, fast=f, **kw), a.repeats)
     assert torch.equal(outs[True].tokens, outs[False].tokens), "the fast step sampled other tokens"

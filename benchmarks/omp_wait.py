@@ -39,7 +39,7 @@ def child(a: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import torch
-    from compaction import rollout_setup
+    from rollouts import rollout_setup
 
     from model import generate
 
@@ -69,10 +69,9 @@ def run(a: argparse.Namespace, env_extra: dict[str, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from compaction import add_rollout_args
+    from rollouts import rollout_parser
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-base", "addition", 128)
+    p = rollout_parser(__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)

@@ -15,7 +15,6 @@ only meaningful as these ratios, measured in one run on idle cores.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from grpo.cpu_env import set_cpu_env  # noqa: E402
 set_cpu_env()
 
 import torch  # noqa: E402
-from compaction import add_rollout_args, alternating, rollout_setup  # noqa: E402
+from rollouts import alternating, rollout_parser, rollout_setup  # noqa: E402
 
 mg = importlib.import_module("model.generate")  # (model.generate is also the function)
 
@@ -38,9 +37,7 @@ def torch_exponential(shape, device, generator):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_rollout_args(p, "assets/demo-base", "addition", 128)
-    a = p.parse_args(argv)
+    a = rollout_parser(__doc__).parse_args(argv)
     ours, cpu = mg.exponential_noise, torch.device("cpu")
     shape = (a.prompts * a.group_size, 414)
     g = torch.Generator()

@@ -76,7 +76,7 @@ def read_rows(file: Path, key) -> dict[Any, dict[str, Any]]:
     """The rows of an append-only JSONL file (written by grpo.runfolder.JsonlWriter) by
     row[key] (or key(row), a callable); a line torn by a kill, and anything after it, is
     dropped from the file (to be measured again). The file is replaced atomically."""
-    import os
+    from model.checkpoint import atomic_path
 
     rows: dict[Any, dict[str, Any]] = {}
     if not file.is_file():
@@ -87,9 +87,8 @@ def read_rows(file: Path, key) -> dict[Any, dict[str, Any]]:
         except json.JSONDecodeError:
             break
         rows[key(row) if callable(key) else row[key]] = row
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
-    os.replace(tmp, file)
+    with atomic_path(file) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
     return rows
 
 

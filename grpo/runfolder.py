@@ -117,6 +117,8 @@ class JsonlWriter:
         """Drop rows of steps after `step` (written after the checkpoint we resume from)."""
         if not self.enabled or not self.path.is_file():
             return
+        from model.checkpoint import atomic_path  # (torch loads with it: only when resuming)
+
         keep = []
         for line in self.path.read_text().splitlines():
             try:
@@ -125,6 +127,5 @@ class JsonlWriter:
                 continue
             if row.get("step", 0) <= step:
                 keep.append(line)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in keep))

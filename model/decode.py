@@ -49,7 +49,10 @@ class Decoder:
         # Under autocast, the fused weights are cast once here rather than by every matmul
         # of every step (autocast caches casts of parameters only, not of derived tensors).
         amp = torch.get_autocast_dtype(dev.type) if torch.is_autocast_enabled(dev.type) else None
-        cast = (lambda w: w.to(amp)) if amp is not None else (lambda w: w)  # noqa: E731
+
+        def cast(w: Tensor | None) -> Tensor | None:
+            return w if w is None or amp is None else w.to(amp)
+
         self.nh, self.nkv, self.D = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.scale = 1.0 / math.sqrt(self.D)
         self.layers = []
@@ -63,9 +66,9 @@ class Decoder:
                      if a.q_proj.bias is not None else None)  # fmt: skip
             gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
             q_scale = 1.0 if folded else self.scale  # what is left to apply to q
-            self.layers.append((blk, cast(qkv_w), None if qkv_b is None else cast(qkv_b),
-                                cast(gate_up), cast(a.o_proj.weight.t()),
-                                cast(mlp.down_proj.weight.t()), q_scale))  # fmt: skip
+            self.layers.append((blk, cast(qkv_w), cast(qkv_b), cast(gate_up),
+                                cast(a.o_proj.weight.t()), cast(mlp.down_proj.weight.t()),
+                                q_scale))  # fmt: skip
         cos, sin = rope_cos_sin(model.inv_freq, torch.arange(max_positions, device=dev)[None])
         self.cos, self.sin = cos[0], sin[0]  # (positions, D) fp32
 

@@ -8,8 +8,8 @@
 See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
 """
 
-
-# __main__ runs: make the CPU settings train_zero.py makes before torch loads.
+# `python -m grpo.verifiers train` imports this package, and torch with it, before its
+# __main__ runs: the CPU settings must be made here, before torch loads.
 from grpo.cpu_env import set_cpu_env
 
 set_cpu_env()  # before torch loads: see grpo/cpu_env.py
