@@ -1,7 +1,7 @@
 """Group-relative advantages: the "GR" in GRPO.
 
 Each question gets G sampled completions, and the group's own reward statistics
-serve as the baseline, so no value network is needed (R1ZERO.md section 2):
+serve as the baseline, so no value network is needed (Shao et al. 2024):
 
     A_i = (r_i - mean(r)) / (std(r) + eps)     std unbiased, eps ~ 1e-4     (GRPO)
     A_i =  r_i - mean(r)                                                  (Dr. GRPO)

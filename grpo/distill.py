@@ -5,7 +5,7 @@
 
 The R1 paper fine-tunes small models on the big model's reasoning traces and
 reports that this beats running RL on the small model directly. Here, on the
-addition demo (BEYOND_ZERO.md section 6):
+addition demo:
 
   teacher               train_zero.py's demo: R1-Zero on the 1.65M-parameter demo base
                         (OUT/teacher), or --teacher;

@@ -1,6 +1,6 @@
 """GRPO policy loss: clipped surrogate, k3 KL penalty, and loss aggregation.
 
-Per completion token (R1ZERO.md section 2), with A_i the group advantage of completion i:
+Per completion token (GRPO, Shao et al. 2024), with A_i the group advantage of completion i:
 
     ratio_{i,t} = exp(logp_theta - logp_old)
     pg_{i,t}    = -min(ratio * A_i, clip(ratio, 1 - eps_low, 1 + eps_high) * A_i)

@@ -1,4 +1,4 @@
-"""DeepSeek-R1's multi-stage pipeline, in miniature (BEYOND_ZERO.md section 6).
+"""DeepSeek-R1's multi-stage pipeline, in miniature (DeepSeek-AI 2025).
 
     python -m grpo.r1_pipeline --out runs/r1          # about 20 minutes on 2 cores
     python -m grpo.r1_pipeline --out runs/r1 --zero runs/addition-x   # reuse an R1-Zero run

@@ -2,7 +2,7 @@
 
 These are written against two callables, so that they can be tested on a toy
 step tree whose answers are known, and driven later by the policy and a
-verifier (BEYOND_ZERO.md sections 2-4):
+verifier (a PRM, as in Lightman et al. 2023, or the task's rules):
 
     expand(prefix, k) -> list[Step]      # k candidate next steps from `prefix`
     score(prefixes)   -> list[float]     # a verifier's value of each prefix (PRM, ORM, rule)
@@ -70,7 +70,7 @@ def beam_search(
     expand: Callable[[Prefix, int], list[Step]], score: Callable[[list[Prefix]], list[float]],
     width: int, k: int, max_steps: int = 32,
 ) -> list[Beam]:  # fmt: skip
-    """Step-level beam search (BEYOND_ZERO.md section 3) for one question.
+    """Step-level beam search, scored by a step verifier, for one question.
 
     Each round, every unfinished beam is extended by its k sampled next steps;
     the candidates are scored, and the `width` best of (finished beams so far +
@@ -175,7 +175,7 @@ def mcts(
     expand: Callable[[Prefix, int], list[Step]], evaluate: Callable[[Prefix], float],
     simulations: int, k: int, rule: str = "uct", c: float = 1.4,
 ) -> tuple[Node, Prefix]:  # fmt: skip
-    """Monte Carlo tree search over steps (BEYOND_ZERO.md section 4) for one question.
+    """Monte Carlo tree search over reasoning steps for one question.
 
     Each simulation selects from the root down to a leaf (UCT or PUCT), expands
     the leaf with k sampled steps (unless it is finished), evaluates the first

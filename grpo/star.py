@@ -3,7 +3,7 @@
     python -m grpo.star --out runs/star            # about 20 minutes on 2 cores
     python -m grpo.star --out runs/star --rl runs/addition-x   # reuse an R1-Zero run
 
-On the addition demo (BEYOND_ZERO.md section 5), from the demo base M_0:
+On the addition demo (STaR, Zelikman et al. 2022), from the demo base M_0:
 
     for iteration n = 1..N (--iterations):
         sample --k completions (temperature 1) of each of --questions train questions

@@ -1,4 +1,4 @@
-"""Test-time strategies, with their compute (BEYOND_ZERO.md sections 1-4).
+"""Test-time strategies, with their compute (Snell et al. 2024).
 
     scorer = RuleScorer(task, examples)          # or VerifierScorer(verifier, tok, prompts)
     results = run_strategy_many("beam", policy, tok, task, examples, scorer,

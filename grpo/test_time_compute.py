@@ -3,7 +3,8 @@
     python -m grpo.test_time_compute --out runs/ttc          # about 20 minutes on 2 cores
     python -m grpo.test_time_compute --out runs/ttc --rl runs/addition-x   # reuse an R1-Zero run
 
-On the addition demo (BEYOND_ZERO.md sections 1-4), one command:
+On the addition demo (test-time compute against verifiers, as in Snell et al. 2024),
+one command:
   1. trains the R1-Zero model: train_zero.py's default demo into OUT/rl (or takes --rl);
   2. trains the verifiers on the base's own samples (python -m grpo.verifiers train):
      an ORM (OUT/verifiers/orm) and a PRM (OUT/verifiers/prm);

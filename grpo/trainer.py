@@ -3,7 +3,7 @@
     trainer = Trainer(TrainConfig(steps=100))     # or Trainer(cfg, resume=True)
     trainer.train()
 
-One step (R1ZERO.md section 2):
+One step (GRPO: Shao et al. 2024; DeepSeek-R1-Zero's recipe):
 1. take the next B questions of the task's train stream (the data position is
    an integer, so resuming is exact; a question whose prompt + max_new_tokens
    exceeds the model's context is skipped, and counted);

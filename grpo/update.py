@@ -2,7 +2,7 @@
 
     upd = trainer._update(batch, adv, step)   # mu epochs x mini-batches x micro-batches
 
-R1ZERO.md section 2, steps 4-5: log-probs under pi_old (only when mu > 1 or
+Steps 4-5 of a GRPO step (grpo/trainer.py): log-probs under pi_old (only when mu > 1 or
 several mini-batches) and under the frozen reference (only when beta > 0);
 then mu epochs over shuffled mini-batches, each one AdamW step accumulated over
 micro-batches (grpo/microbatch.py). The loss weights are computed once per

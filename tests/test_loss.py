@@ -207,7 +207,7 @@ ADV = [1.0, -2.0, 0.5]
 @pytest.mark.parametrize("aggregation", ["grpo", "dapo", "dr_grpo"])
 def test_grpo_loss_hand_value(aggregation):
     el, eh, beta, c, max_new = 0.2, 0.28, 0.1, 0.01, 6
-    per_seq, pg_seq = [], []  # per-token l and pg with Python floats, R1ZERO.md formulas
+    per_seq, pg_seq = [], []  # per-token l and pg with Python floats, grpo/loss.py's formulas
     for i in range(3):
         row, pg_row = [], []
         for t in range(int(MASK[i].sum())):

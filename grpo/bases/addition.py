@@ -20,8 +20,8 @@ WORK writes the operands aligned (zero-padded to one width), then adds column
 by column from the right: the two digits, the carry in, their sum, and the
 partial result so far, which grows by one digit to the left each step. A final
 carry gets its own step, so the answer is a copy of the last partial result,
-never a reassembly of digits written in reverse (that design gave wrong final
-answers in 45 of 45 long samples; R1ZERO.md section 7):
+never a reassembly of digits written in reverse (in an earlier measurement that
+design gave wrong final answers in 45 of 45 long samples):
 
     What is 3457 + 812? Column by column: 3457 + 0812: 7+2+0=9:9, 5+1+0=6:69,
         4+8+0=12:269, 3+0+1=4:4269. The answer is 4269.

@@ -5,7 +5,7 @@
     logits = v(ids, mask)                            # (B, T): one logit of P(correct) per token
     loss = verifier_loss(logits, labels, label_mask) # BCE at the labelled tokens only
 
-See grpo/verifiers/model.py (BEYOND_ZERO.md section 2).
+See grpo/verifiers/model.py.
 """
 
 # `python -m grpo.verifiers train` imports this package, and torch with it, before its

@@ -1,4 +1,4 @@
-"""Labels for verifier training, from the policy's own samples (BEYOND_ZERO.md section 2).
+"""Labels for verifier training, from the policy's own samples.
 
     steps = split_steps(completion, delimiters=(", ",))     # the task's step boundaries
     orm_label = float(task.score(completion, ex)["accuracy"] == 1.0)

@@ -1,4 +1,4 @@
-"""A verifier is our transformer with a scalar head (BEYOND_ZERO.md section 2).
+"""A verifier is our transformer with a scalar head (an ORM or a PRM).
 
     ORM  r(q, o) = P(the final answer is correct), read at the completion's last token.
     PRM  s_k = P(the solution can still be completed correctly | q, steps 1..k), read at
