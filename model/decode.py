@@ -19,7 +19,7 @@ matmuls, attention over the cache, and per-op overhead rather than FLOPs:
    attended once for all rows: its scores are one matmul of all B*g query
    rows against its Sp keys, instead of reading B copies of it from the cache.
 4. Rotary cos/sin come from a table made once per call, not recomputed, and
-   q and k are rotated together. In fp32, RMSNorm is torch's fused op.
+   q and k are rotated together. In fp32, RMSNorm is torch's `F.rms_norm`.
 
 Scores of the prefix and of each row's own columns are softmaxed together
 (one concatenated row), so the result is the ordinary attention over
@@ -130,7 +130,8 @@ class Decoder:
 
     @staticmethod
     def norm(module: RMSNorm, x: Tensor) -> Tensor:
-        """The RMSNorm module's value; in fp32 by torch's fused op (one op instead of six)."""
+        """The RMSNorm module's value. In fp32, torch's `F.rms_norm`: one Python call instead
+        of the module's six ops (which it still runs inside, on CPU), so less overhead."""
         if x.dtype != torch.float32:
             return module(x)
         return F.rms_norm(x, module.weight.shape, module.weight, module.eps)
