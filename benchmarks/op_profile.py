@@ -20,6 +20,9 @@ the most time (self CPU time, as the profiler counts it), grouped:
   update, the prefill);
 - the rest: elementwise ops, reductions, copies, indexing, sampling.
 
+The run's --out (a temporary folder), --steps, --eval-every, --save-every and
+--plot are this script's; the other train_zero.py flags are passed on.
+
 The profiler adds a few microseconds to every op, so the phase times here are
 longer than in an unprofiled run, most for the rollout, whose ops are small.
 The shares are the thing to read. CPU only (CUDA time is not collected).
@@ -113,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.warmup < 0 or ns.top < 1:
         ap.error("--warmup must be >= 0 and --top >= 1")
     import grpo.trainer as trainer_module
+    from grpo.report import REFUSED, refused
     from grpo.trainer import Trainer
+    from model.checkpoint import CheckpointError
 
     with tempfile.TemporaryDirectory(prefix="op-profile-") as tmp:
         ns.out = str(Path(tmp) / "run")
@@ -123,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             cfg, _ = config_from_args(ns)
         except ValueError as e:
             ap.error(str(e))
+        try:
+            trainer = Trainer(cfg, log=lambda *a, **k: None)
+        except (*REFUSED, CheckpointError) as e:  # a bad --model: one line, as train_zero.py
+            return refused("op_profile.py", e)
         peak = matmul_peak()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak "
               f"{peak:.0f} GFLOP/s (2048^2 fp32, best of 5)", flush=True)  # fmt: skip
-        trainer = Trainer(cfg, log=lambda *a, **k: None)
         rollout = Profiled(trainer_module.rollout, ns.warmup)
         update = Profiled(trainer._update, ns.warmup)
         trainer_module.rollout, trainer._update = rollout, update
@@ -149,4 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nop_profile.py: interrupted", file=sys.stderr)
+        sys.exit(130)

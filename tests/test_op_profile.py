@@ -52,6 +52,8 @@ def test_bad_arguments_exit_2(capsys):
         op.main(["--group-size", "1"])
     assert e.value.code == 2
     assert "--group-size" in capsys.readouterr().err
+    assert op.main(["--model", "/nonexistent/model"]) == 2  # one line, no traceback
+    assert capsys.readouterr().err.startswith("op_profile.py: error: --model /nonexistent/model")
 
 
 def test_tiny_run_prints_both_phases(capsys):
