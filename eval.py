@@ -52,6 +52,14 @@ FEW_QUESTIONS = 50  # below this, one question moves accuracy by 2 points or mor
 
 
 # ----------------------------------------------------------------------------- flag types
+def _seed(s: str) -> int:
+    """An argparse type: a seed in 0 .. 2**32 - 1, as train_zero.py takes it."""
+    v = _number(int, 0, ">= 0")(s)
+    if v >= 2**32:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. 2**32 - 1, got {s}")
+    return v
+
+
 def _number(kind: type, low: float, what: str, strict: bool = False):
     """An argparse type: `kind` (int or float), finite, >= low (> low if strict)."""
 
@@ -125,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=pos_int, default=512,
                     help="sequences per generation batch; at least one question's samples "
                          "(default: 512)")
-    ap.add_argument("--seed", type=_number(int, 0, ">= 0"), default=0,
+    ap.add_argument("--seed", type=_seed, default=0,
                     help="sampling seed (default: 0)")
     ap.add_argument("--device", type=_device, default="auto",
                     help="auto, cpu, cuda or cuda:N (default: auto = cuda if available)")
@@ -470,4 +478,8 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before main's own handling starts (e.g. while torch loads)
+        print("\neval.py: interrupted", file=sys.stderr)
+        sys.exit(130)

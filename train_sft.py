@@ -81,4 +81,8 @@ def _resumed_config(given: dict):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before main's own handling starts (e.g. while torch loads)
+        print("\ntrain_sft.py: interrupted", file=sys.stderr)
+        sys.exit(130)

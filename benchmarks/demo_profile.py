@@ -26,8 +26,10 @@ before and after the run to see whether the machine was disturbed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = (("rollout", "rollout_s", "rollout_flops"), ("update", "update_s", "update_flops"),
           ("eval", "eval_s", "eval_flops"))  # fmt: skip
+
+
+class _Terminated(Exception):
+    """SIGTERM while the child runs."""
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -112,7 +118,33 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, str(ROOT / "train_zero.py"), *args]
     print("running: " + " ".join(cmd[1:]), flush=True)
     t0 = time.perf_counter()
-    rc = subprocess.call(cmd, cwd=ROOT, env=os.environ.copy())
+    child = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy())
+
+    def on_term(_signum, _frame):
+        raise _Terminated
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        rc = child.wait()
+    except (KeyboardInterrupt, _Terminated) as e:
+        # Ctrl-C in a terminal reaches the child too. A signal sent to this process alone
+        # is passed on if the child is still running 2 s later (if it had the signal
+        # already, a second one stops it at once, without the save a temporary folder
+        # does not need).
+        term = isinstance(e, _Terminated)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=2)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if term else signal.SIGINT)
+            child.wait()
+        where = f"{out} (temporary, removed; pass --out to keep a run)" if tmp else out
+        print(f"\ndemo_profile.py: {'SIGTERM' if term else 'interrupted'}; no profile. "
+              f"Run folder: {where}", file=sys.stderr)  # fmt: skip
+        if tmp is not None:
+            tmp.cleanup()
+        return 143 if term else 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
     wall = time.perf_counter() - t0
     if rc != 0:
         print(f"train_zero.py exited with status {rc}; no profile", file=sys.stderr)

@@ -465,6 +465,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
               and n not in (args.skip or ())]  # fmt: skip
     if not chosen:
         p.error("--only/--skip leave no step to run")
+    if not args.out.strip() or Path(args.out).is_dir():
+        p.error(f"--out {args.out!r}: give the markdown file to write, not a folder")
     return args
 
 

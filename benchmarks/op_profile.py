@@ -30,6 +30,7 @@ The shares are the thing to read. CPU only (CUDA time is not collected).
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
 import time
@@ -115,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     if ns.warmup < 0 or ns.top < 1:
         ap.error("--warmup must be >= 0 and --top >= 1")
+    mine = [f for f in ("out", "steps", "eval_every", "save_every", "plot") if hasattr(ns, f)]
+    if mine:
+        ap.error(f"--{mine[0].replace('_', '-')} is set by op_profile.py itself (a temporary run "
+                 "folder, --warmup + 1 steps, no evaluation, checkpoints or plots)")  # fmt: skip
     import grpo.trainer as trainer_module
     from grpo.report import REFUSED, refused
     from grpo.trainer import Trainer
@@ -141,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for _ in range(ns.warmup + 1):
                 row = trainer.train_step()
+        except REFUSED as e:  # e.g. --logprob-backend triton without a GPU: one line
+            return refused("op_profile.py", e)
         finally:
             trainer_module.rollout = rollout.fn
             trainer.close()
@@ -156,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _sigterm(_signum, _frame) -> None:
+    print("\nop_profile.py: SIGTERM", file=sys.stderr)
+    sys.exit(143)  # unwinds: the temporary run folder is removed
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

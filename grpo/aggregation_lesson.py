@@ -13,9 +13,11 @@ Extra flags after `--` go to every run, e.g. `-- --steps 80 --seed 1`.
 
 from __future__ import annotations
 
-import argparse
 import sys
+import tempfile
 from pathlib import Path
+
+from grpo.config import OneLineErrorParser
 
 RUNS = [
     ("grpo", ["--aggregation", "grpo"], "grpo: seq-mean (original GRPO)"),
@@ -62,19 +64,35 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1 :]
-    ap = argparse.ArgumentParser(prog="python -m grpo.aggregation_lesson",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap = OneLineErrorParser(prog="python -m grpo.aggregation_lesson",
+                            description=__doc__.split("\n")[0])  # fmt: skip
     ap.add_argument("--out", default="runs/aggregation-lesson", help="folder for the three runs")
     ap.add_argument("--figure", default="docs/aggregation_lesson.png", help="output PNG")
     ap.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: demo's)")
     args = ap.parse_args(argv)
+    if not args.out.strip():
+        ap.error("--out must name a folder")
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps must be >= 1, got {args.steps}")
+    figure = Path(args.figure)
+    if not args.figure.strip() or figure.is_dir() or figure.suffix.lower() != ".png":
+        ap.error(f"--figure {args.figure!r}: give a .png file to write")
+    blocking = next((q for q in figure.parents if q.exists() and not q.is_dir()), None)
+    if blocking is not None:
+        ap.error(f"--figure {args.figure}: {blocking} is a file, not a folder")
+    try:  # the figure is drawn after three runs: find out now if it cannot be written
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=figure.parent):
+            pass
+    except OSError as e:
+        ap.error(f"--figure {args.figure}: cannot write there ({e.strerror or e})")
     import train_zero
 
     dirs, labels = [], []
     for name, flags, label in RUNS:
         d = Path(args.out) / name
         run_flags = ["--out", str(d), *flags, "--plot", "false", *extra]
-        if args.steps:
+        if args.steps is not None:
             run_flags += ["--steps", str(args.steps)]
         if (d / "metrics.jsonl").exists():
             run_flags.append("--resume")
@@ -84,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         dirs.append(d)
         labels.append(label)
-    print(lesson_figure(dirs, labels, Path(args.figure)))
+    try:
+        print(lesson_figure(dirs, labels, figure))
+    except OSError as e:
+        print(f"python -m grpo.aggregation_lesson: error: could not write {figure} "
+              f"({e.strerror or e}); the runs are in {args.out}", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -242,4 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before main's own handling starts (e.g. while torch loads)
+        print("\npython -m grpo.plot: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -102,6 +102,7 @@ def _main_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("flag,value", [
     ("--n", "0"), ("--samples", "0"), ("--max-new-tokens", "0"), ("--max-new-tokens", "-5"),
     ("--batch-size", "0"), ("--temperature", "-1"), ("--temperature", "nan"), ("--seed", "-1"),
+    ("--seed", str(2**32)), ("--seed", "99999999999999999999"),
     ("--format-weight", "-0.1"), ("--accuracy-weight", "0"), ("--device", "gpu"),
     ("--device", "mps"), ("--task", "additon"), ("--template", "r1"),
 ])  # fmt: skip

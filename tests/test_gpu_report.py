@@ -65,6 +65,8 @@ def no_execute(*a, **k):
         (["--budget-s", "abc"], "expected seconds"),
         (["--only", "kernels", "--skip", "kernels"], "no step to run"),
         (["--frobnicate"], "unrecognized arguments"),
+        (["--out", ""], "not a folder"),
+        (["--out", "."], "not a folder"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, fragment):

@@ -54,6 +54,11 @@ def test_bad_arguments_exit_2(capsys):
     assert "--group-size" in capsys.readouterr().err
     assert op.main(["--model", "/nonexistent/model"]) == 2  # one line, no traceback
     assert capsys.readouterr().err.startswith("op_profile.py: error: --model /nonexistent/model")
+    for flag in (["--out", "/tmp/x"], ["--steps", "3"], ["--no-plot"]):
+        with pytest.raises(SystemExit) as e:
+            op.main(flag)
+        assert e.value.code == 2
+        assert "is set by op_profile.py itself" in capsys.readouterr().err
 
 
 def test_tiny_run_prints_both_phases(capsys):
