@@ -240,3 +240,225 @@ def test_help_shows_every_default_once(command, shown, capsys):
         assert flat.count("default:") == 1, f"{command} {flag}: defaults shown: {flat!r}"
     for flag, want in shown.items():
         assert want in entries[flag], f"{command} {flag}: {want!r} not in {entries[flag]!r}"
+
+
+# --- audit: --out never deletes anything but a previous build --------------------------------
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (relative path -> sha256): what must survive a refusal."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _not_a_build(kind: str, folder: Path) -> None:
+    """Fill `folder` with something a build must not replace."""
+    folder.mkdir(parents=True)
+    if kind == "unrelated files":
+        (folder / "important.txt").write_text("irreplaceable\n")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "y").write_text("y\n")
+    elif kind == "an SFT run":
+        shutil.copytree(build.SHIPPED_DIR, folder, dirs_exist_ok=True)
+        (folder / build.MANIFEST).unlink()
+        (folder / "metrics.jsonl").write_text('{"step": 1}\n')
+        (folder / "trainer_state.pt").write_bytes(b"state")
+    elif kind == "a build with a file added":
+        shutil.copytree(build.SHIPPED_DIR, folder, dirs_exist_ok=True)
+        (folder / "inspect.json").write_text("{}\n")
+    elif kind == "checkpoint files without a manifest":
+        for name in build.CHECKPOINT_FILES:
+            shutil.copy(build.SHIPPED_DIR / name, folder / name)
+    elif kind == "a manifest without checksums":
+        shutil.copytree(build.SHIPPED_DIR, folder, dirs_exist_ok=True)
+        (folder / build.MANIFEST).write_text(json.dumps({"build": {}, "files": {}}))
+    else:
+        raise AssertionError(kind)
+
+
+NOT_A_BUILD = ["unrelated files", "an SFT run", "a build with a file added",
+               "checkpoint files without a manifest", "a manifest without checksums"]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", NOT_A_BUILD)
+def test_build_refuses_an_out_folder_that_is_not_a_build(kind, dirs, no_work, tmp_path, capsys):
+    precious = tmp_path / "precious"
+    _not_a_build(kind, precious)
+    before = _tree(precious)
+    argv = ["build", "--out", str(precious), "--steps", "1", "--docs", "10"]
+    code, err = _exit(argv, capsys)
+    _assert_one_line_error(argv, code, err, "refusing to replace it")
+    assert _tree(precious) == before, f"{kind}: the folder was changed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assets", "precious"], "left behind"
+
+
+def test_the_command_keeps_a_folder_that_is_not_a_build(tmp_path):
+    # The audit's command, end to end: it used to exit 0 having deleted the folder's files.
+    precious = tmp_path / "x" / "precious"
+    _not_a_build("unrelated files", precious)
+    before = _tree(precious)
+    p = subprocess.run(
+        [sys.executable, "-m", "grpo.demo", "build", "--out", str(precious), "--steps", "1",
+         "--docs", "10"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.count("\n") == 1 and "important.txt, sub/" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not p.stdout, (p.stdout, p.stderr)
+    assert _tree(precious) == before and sorted(precious.parent.iterdir()) == [precious]
+
+
+def test_which_folders_a_build_may_replace(tmp_path):
+    assert build.not_replaceable(tmp_path / "new") is None
+    assert build.not_replaceable(tmp_path) is None  # empty
+    assert build.not_replaceable(build.SHIPPED_DIR) is None  # a previous build
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(build.SHIPPED_DIR, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"cut short")
+    assert build.not_replaceable(corrupt) is None  # still a build: ensure_base rebuilds it
+    (tmp_path / "file").write_text("x\n")
+    assert build.not_replaceable(tmp_path / "file") == "exists and is not a folder"
+    for i, kind in enumerate(NOT_A_BUILD):
+        _not_a_build(kind, tmp_path / f"other{i}")
+        assert "refusing to replace it" in build.not_replaceable(tmp_path / f"other{i}"), kind
+
+
+def test_build_base_never_replaces_what_is_not_a_build(tmp_path, monkeypatch):
+    # The library refuses too (ensure_base, or any caller), before pretraining ...
+    precious = tmp_path / "precious"
+    _not_a_build("unrelated files", precious)
+    before = _tree(precious)
+    real_pretrain = build.pretrain
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pretraining started before the folder was checked")
+
+    monkeypatch.setattr(build, "pretrain", refuse)
+    tiny = replace(build.base_config("demo"), steps=1, num_docs=10)
+    with pytest.raises(ValueError, match="refusing to replace it"):
+        build.build_base(precious, tiny, log=lambda line: None)
+    assert _tree(precious) == before
+    # ... and again just before replacing: a file that landed during the build survives.
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def meanwhile(*args, **kwargs):
+        result = real_pretrain(*args, **kwargs)
+        (out / "notes.txt").write_text("written during the build\n")
+        return result
+
+    monkeypatch.setattr(build, "pretrain", meanwhile)
+    with pytest.raises(ValueError, match="notes.txt"):
+        build.build_base(out, tiny, log=lambda line: None)
+    assert _tree(out) == {"notes.txt": hashlib.sha256(b"written during the build\n").hexdigest()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "precious"], "left behind"
+
+
+def test_build_out_empty_is_refused(dirs, no_work, capsys):
+    argv = ["build", "--out", "", "--steps", "1", "--docs", "10"]
+    code, err = _exit(argv, capsys)
+    _assert_one_line_error(argv, code, err, "--out: empty path")
+    assert not dirs[1].exists(), "an empty --out built into the cache"
+
+
+def test_inspect_json_empty_is_refused(dirs, no_work, capsys):
+    argv = ["inspect", "--n", "2", "--samples", "1", "--json", ""]
+    code, err = _exit(argv, capsys)
+    _assert_one_line_error(argv, code, err, "--json: empty path")
+
+
+# --- audit: places nothing can be written to, found before work and caught at write time -----
+
+
+def _procfs() -> bool:
+    return Path("/proc/self").is_dir() and Path("/sys/kernel").is_dir()
+
+
+@pytest.mark.skipif(not _procfs(), reason="needs Linux's /proc and /sys")
+@pytest.mark.parametrize(
+    "argv, where",
+    [
+        (["build", "--out", "/proc/x", "--steps", "1", "--docs", "10"], "/proc"),
+        (["build", "--out", "/sys/x", "--steps", "1", "--docs", "10"], "/sys"),
+        (["inspect", "--n", "2", "--samples", "1", "--json", "/proc/x"], "/proc"),
+        (["inspect", "--n", "2", "--samples", "1", "--json", "/sys/x/report.json"], "/sys"),
+    ],
+)
+def test_unwritable_places_are_refused_before_work(argv, where, dirs, no_work, capsys):
+    code, err = _exit(argv, capsys)
+    flag = "--json" if argv[0] == "inspect" else "--out"
+    _assert_one_line_error(argv, code, err, f"{flag} {where}/")
+    assert not dirs[1].exists(), "a build started"
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (OSError(28, "No space left on device", "/b/.base.build-1/model.safetensors"), 1),
+        (FileNotFoundError(2, "No such file or directory", "/proc/.x.build-1"), 2),
+    ],
+)
+def test_build_write_failures_are_one_line(error, code, dirs, monkeypatch, tmp_path, capsys):
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "build_base", fails)
+    argv = ["build", "--out", str(tmp_path / "b"), "--steps", "1", "--docs", "10"]
+    try:
+        got = main(argv)
+    except OSError as e:
+        pytest.fail(f"the OSError escaped main(): the user sees a traceback ({e})")
+    err = capsys.readouterr().err
+    assert got == code, (got, err)
+    assert err.count("\n") == 1 and err.startswith("python -m grpo.demo build: error: "), err
+    assert error.strerror in err and error.filename in err and str(tmp_path / "b") in err, err
+
+
+@pytest.mark.skipif(not _procfs(), reason="needs Linux's /proc")
+def test_inspect_json_write_failure_is_one_line(dirs, monkeypatch, capsys):
+    # The up-front check passes (as if /proc/x had been writable then); the write fails.
+    monkeypatch.setattr(cli, "_unwritable", lambda path, folder: None)
+    monkeypatch.setattr(cli, "inspect_base", lambda *args, **kwargs: {"report": 1})
+    monkeypatch.setattr(cli, "format_report", lambda report: "the report")
+    argv = ["inspect", "--n", "2", "--samples", "1", "--json", "/proc/x"]
+    try:
+        got = main(argv)
+    except OSError as e:
+        pytest.fail(f"the OSError escaped main(): the user sees a traceback ({e})")
+    out, err = capsys.readouterr()
+    assert got == 2 and "the report" in out, (got, out, err)
+    assert err.count("\n") == 1 and "cannot write --json /proc/x" in err, err
+
+
+# --- audit: inspect's budget and task are checked against the base before the weights load ---
+
+
+def test_inspect_budget_beyond_the_context_is_one_line(dirs, no_work, capsys):
+    argv = ["inspect", "--n", "2", "--samples", "1", "--max-new-tokens", "100000"]
+    code, err = _exit(argv, capsys)
+    _assert_one_line_error(argv, code, err, "exceeds the context of the base")
+    fit = int(re.search(r"at most (\d+) fit", err).group(1))
+    # The bound is exact: what the message allows runs, one more does not.
+    shipped = dirs[0]
+    assert cli.inspect_problem(shipped, 2, fit) is None
+    assert "exceeds the context" in cli.inspect_problem(shipped, 2, fit + 1)
+
+
+def test_inspect_task_the_tokenizer_cannot_express_is_one_line(dirs, no_work, capsys):
+    argv = ["inspect", "--n", "2", "--samples", "1", "--task", "countdown"]
+    code, err = _exit(argv, capsys)
+    _assert_one_line_error(argv, code, err, "does not fit the countdown task")
+    assert "--base demo-countdown" in err and "built for addition" in err, err
+
+
+def test_inspect_base_checks_before_loading_the_weights(dirs, monkeypatch):
+    from grpo.bases import inspect
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the check")
+
+    monkeypatch.setattr(inspect, "load_pretrained", refuse)
+    with pytest.raises(ValueError, match="exceeds the context"):
+        inspect.inspect_base(dirs[0], n=2, samples=1, max_new_tokens=100000)
+    with pytest.raises(ValueError, match="does not fit the countdown task"):
+        inspect.inspect_base(dirs[0], n=2, samples=1, task="countdown")

@@ -9,7 +9,9 @@ tokenizer.json, tokenizer_config.json, generation_config.json) plus
 manifest.json: the build parameters, training stats and the sha256 of every
 file. `ensure_demo_base` rebuilds a folder whose parameters differ from the
 current `BuildConfig` (stale) or whose files are missing or do not match their
-hashes (corrupt), and logs why. Nothing here ever writes into the shipped
+hashes (corrupt), and logs why. A build replaces only a folder that is new,
+empty or a previous build (`not_replaceable`): never one holding anything
+else, whoever asks for it. Nothing here ever writes into the shipped
 assets/demo-base/: only `build_base` with that folder as `out` does, and the
 CLI passes it only when asked with `--out assets/demo-base`.
 """
@@ -123,12 +125,69 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _shown(name: str) -> str:
+    return name if name.isprintable() else repr(name)
+
+
+def not_replaceable(out: str | Path) -> str | None:
+    """Why a build must not replace `out`, or None: it is new, empty, or a previous build.
+
+    A build replaces its folder whole, so it may only replace one that holds
+    nothing of anyone else's: a folder whose manifest.json lists the
+    checkpoint files with their sha256 (what `build_base` writes) and which
+    holds nothing but those files. A build whose files no longer match their
+    hashes (corrupt, or cut short) is still a build and may be replaced;
+    anything else (a file, a folder of other files, a training run, a build
+    with files added to it) is refused.
+    """
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return None
+    if not out.is_dir():
+        return "exists and is not a folder"
+    try:
+        entries = sorted(out.iterdir())
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if not entries:
+        return None
+    ours = {*CHECKPOINT_FILES, MANIFEST}
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries
+               if p.name not in ours or not p.is_file()]  # fmt: skip
+    refuse = "refusing to replace it (choose a new or empty folder)"
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        listed = ", ".join(_shown(name) for name in foreign[:3]) + more
+        return f"is not empty and holds files that are not a base build's ({listed}): {refuse}"
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        manifest = None
+    manifest = manifest if isinstance(manifest, dict) else {}
+    files = manifest.get("files")
+    hashed = (
+        isinstance(files, dict) and set(files) == set(CHECKPOINT_FILES)
+        and all(isinstance(h, str) and len(h) == 64 for h in files.values())
+    )  # fmt: skip
+    if not (hashed and isinstance(manifest.get("build"), dict)):
+        return (f"is not empty and is not a base build (it has no {MANIFEST} listing the "
+                f"checkpoint files with their sha256): {refuse}")  # fmt: skip
+    return None
+
+
 def build_base(
     out: str | Path, config: AnyConfig = DEFAULT_CONFIG, log: Log = print, log_every: int = 50,
     device: str | torch.device = "cpu",
 ) -> Path:  # fmt: skip
-    """Pretrain and write a checkpoint folder with a manifest; atomic (temp folder, rename)."""
+    """Pretrain and write a checkpoint folder with a manifest; atomic (temp folder, rename).
+
+    `out` must be new, empty or a previous build (`not_replaceable`), else
+    ValueError before any work; it is checked again just before it is replaced.
+    """
     out = Path(out)
+    problem = not_replaceable(out)
+    if problem:
+        raise ValueError(f"{out} {problem}")
     out.parent.mkdir(parents=True, exist_ok=True)
     model, tok, stats = pretrain(config, log, log_every, device)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
@@ -155,6 +214,9 @@ def build_base(
         tmp.chmod(0o755)
         for f in tmp.iterdir():
             f.chmod(0o644)
+        problem = not_replaceable(out)  # again: files may have landed there meanwhile
+        if problem:
+            raise ValueError(f"{out} {problem}")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")

@@ -8,9 +8,14 @@
     python -m grpo.demo inspect --base /tmp/b --n 200 --json /tmp/b/inspect.json
 
 Every user error (a number out of range, a bad --set, --device or --base, an
-unwritable --out or --json) is one line on stderr and exit status 2, found
-before any work starts. Ctrl-C is one line and exit status 130; an
-interrupted build leaves the folder it was replacing as it was.
+empty or unwritable --out or --json, an --out that holds anything but a
+previous build, a --max-new-tokens the base's context cannot hold, a --task
+the base's tokenizer cannot express) is one line on stderr and exit status 2,
+found before any work starts. A file system failure while writing (a full
+disk, say) is one line too: exit status 1 (2 for a missing folder), as
+grpo/report.py's `refused`. Ctrl-C is one line and exit status 130; an
+interrupted build leaves the folder it was replacing as it was. A build
+never deletes anything but a previous build (`build.not_replaceable`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -28,9 +34,10 @@ from grpo.bases.addition import DEFAULT_CONFIG
 from grpo.bases.build import BASES, base_config, base_task, build_base
 from grpo.bases.countdown import COUNTDOWN_CONFIG
 from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG
-from grpo.bases.inspect import format_report, inspect_base
+from grpo.bases.inspect import format_report, inspect_base, inspect_problem
 from grpo.bases.pretrain import AnyConfig, resolve_device
 from grpo.config import OneLineErrorParser
+from grpo.report import refused
 from model.checkpoint import CheckpointError
 from model.config import ModelConfig
 from model.tokenizer import Tokenizer
@@ -76,7 +83,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
                    "demo's base (both shipped); gpu-countdown: the GPU preset's countdown "
                    "base")  # fmt: skip
     b.add_argument("--out", default=None,
-                   help="output folder (default: .cache/<base>-base/; never a shipped "
+                   help="output folder: new, empty, or a previous build, which it replaces "
+                   "(anything else is refused) (default: .cache/<base>-base/; never a shipped "
                    "assets/<base>-base/ unless it is named here)")  # fmt: skip
     b.add_argument("--seed", type=_int_at_least(0), default=None,
                    help=f"build seed, >= 0 (default: the base's, {d.seed})")  # fmt: skip
@@ -134,14 +142,25 @@ def _override(config: AnyConfig, assignment: str) -> AnyConfig:
 
 
 def _unwritable(path: Path, folder: bool) -> str | None:
-    """Why `path` cannot be written as a folder (or a file), or None. Creates nothing."""
+    """Why `path` cannot be written as a folder (or a file), or None. Leaves nothing behind.
+
+    Permission bits say nothing to root, and nothing of /proc or a read-only
+    mount: so a probe is made (and removed) in the nearest folder that exists.
+    """
     path = path.absolute()
     if folder and path.exists() and not path.is_dir():
         return "exists and is not a folder"
     if not folder and path.is_dir():
         return "is a folder"
-    if not folder and path.is_file():
-        return None if os.access(path, os.W_OK) else "is not writable"
+    if not folder and path.exists():
+        if not path.is_file():
+            return "exists and is not a regular file"
+        try:
+            with open(path, "ab"):  # appends nothing: only asks whether it could
+                pass
+        except OSError as e:
+            return f"is not writable ({e.strerror or e})"
+        return None
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
@@ -149,6 +168,11 @@ def _unwritable(path: Path, folder: bool) -> str | None:
         return f"{parent} is not a folder"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{parent} is not writable"
+    try:
+        probe = tempfile.mkdtemp(prefix=".grpo-demo-probe-", dir=parent)
+    except OSError as e:
+        return f"nothing can be created in {parent} ({e.strerror or e})"
+    os.rmdir(probe)
     return None
 
 
@@ -167,6 +191,13 @@ def _not_a_base(path: Path) -> str | None:
 def _fail(parser: argparse.ArgumentParser, message: str) -> None:
     """One line on stderr, exit status 2 (for errors found after parsing, without "--help")."""
     parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def _write_failed(parser: argparse.ArgumentParser, what: str, e: OSError) -> int:
+    """One line for a file system failure while writing `what`; the exit status `refused` gives."""
+    where = f" ({e.filename})" if e.filename else ""
+    words = type(e)(f"cannot write {what}: {e.strerror or e}{where}")
+    return refused(parser.prog, words)
 
 
 def _log(line: str) -> None:
@@ -189,8 +220,10 @@ def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         device = resolve_device(args.device or ("cpu" if shipped else "auto"))
     except ValueError as e:
         parser.error(f"--{e}")  # "--device 'gpu': expected cpu, cuda, cuda:N or auto"
-    out = Path(args.out) if args.out else build.cache_dir(args.base)
-    problem = _unwritable(out, folder=True)
+    if args.out is not None and not args.out.strip():
+        parser.error("--out: empty path (leave --out out for the cache folder)")
+    out = Path(args.out) if args.out is not None else build.cache_dir(args.base)
+    problem = _unwritable(out, folder=True) or build.not_replaceable(out)
     if problem:
         parser.error(f"--out {out}: {problem}")
     _log(f"build config: {json.dumps(config.to_dict())}")
@@ -204,11 +237,15 @@ def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         build_base(out, config, _log, args.log_every, device)
     except ValueError as e:  # e.g. --set seq_len smaller than the longest document
         _fail(parser, str(e))
+    except OSError as e:  # a full disk, a folder gone read-only: nothing was replaced
+        return _write_failed(parser, f"--out {out}", e)
     return 0
 
 
 def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.json:
+    if args.json is not None:
+        if not args.json.strip():
+            parser.error("--json: empty path (leave --json out to only print the report)")
         problem = _unwritable(Path(args.json), folder=False)
         if problem:
             parser.error(f"--json {args.json}: {problem}")
@@ -217,6 +254,8 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             base = build.ensure_base(args.base, _log)
         except ValueError as e:  # gpu-countdown on a machine without CUDA
             _fail(parser, str(e))
+        except OSError as e:  # the cache folder could not be written
+            return _write_failed(parser, f"the {args.base} base", e)
     else:
         base = Path(args.base)
         problem = _not_a_base(base)
@@ -224,15 +263,27 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             parser.error(f"--base {args.base}: {problem}")
     task = args.task or base_task(base)
     budget = args.max_new_tokens or (480 if task == "countdown" else 128)
+    # The budget against the context, the task against the tokenizer: before the weights load.
+    try:
+        problem = inspect_problem(base, args.n, budget, task=task)
+    except (ValueError, OSError) as e:  # a tokenizer or config.json that cannot be read
+        problem = f"--base {args.base}: {e}"
+    if problem:
+        _fail(parser, problem)
     try:
         report = inspect_base(base, args.n, args.samples, budget, task=task)
     except CheckpointError as e:  # weights missing or corrupt
         _fail(parser, f"--base {args.base}: {e}")
+    except ValueError as e:  # what `inspect_problem` did not foresee
+        _fail(parser, str(e))
     print(format_report(report))
-    if args.json:
+    if args.json is not None:
         path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as e:  # the report above is printed; only the file is missing
+            return _write_failed(parser, f"--json {args.json}", e)
     return 0
 
 

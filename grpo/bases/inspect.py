@@ -29,16 +29,18 @@ from typing import Any
 import torch
 
 from grpo.bases.addition import TRANSCRIPT_MODES, corpus_task
-from grpo.bases.build import base_run_config
+from grpo.bases.build import DEMO_BASES, base_run_config
 from grpo.bases.common import EOS, TEMPLATE
 from grpo.bases.countdown import COUNTDOWN_MODES
 from grpo.rewards import check_format, countdown_wellformed
 from grpo.search_metrics import behaviour_means
 from grpo.tasks import TINYZERO_COUNTDOWN, get_task
 from model.checkpoint import load_pretrained
+from model.config import ModelConfig
 from model.generate import generate
 from model.tokenizer import Tokenizer
 
+FORCED = " <think> "  # forced after the prompt: the scratchpad's own start
 MODES = (*TRANSCRIPT_MODES, "other")  # what `classify_completion` can return
 COUNTDOWN_ALL_MODES = (*COUNTDOWN_MODES, "other")  # what `classify_countdown` can return
 
@@ -223,6 +225,63 @@ def measure(
     return out
 
 
+def _prepare(path: str | Path, n: int, task: str | None) -> tuple[Any, Tokenizer, list, list, list]:
+    """(task, tokenizer, held-out examples, prompt ids, forced prompt ids); no weights loaded."""
+    tok = Tokenizer.from_dir(path)
+    built_for = base_run_config(path)  # the task, and countdown's variant, of the build
+    task_name = task or built_for.pop("task")
+    if task_name == "countdown":
+        # The base's own variant; a base of another task is measured on the default one.
+        variant = {k: built_for[k] for k in TINYZERO_COUNTDOWN if k in built_for}
+        the_task = get_task("countdown", template=TEMPLATE, **variant)
+    else:
+        the_task = corpus_task()
+    examples = the_task.heldout(n)
+    prompts = [tok.encode(the_task.prompt(ex)) for ex in examples]
+    forced_prompts = [tok.encode(the_task.prompt(ex) + FORCED) for ex in examples]
+    return the_task, tok, examples, prompts, forced_prompts
+
+
+def _problem(path: str | Path, task, tok: Tokenizer, prompts: Sequence[Sequence[int]],
+             max_new_tokens: int) -> str | None:  # fmt: skip
+    """Why these decodings cannot run on this base (in the command's words), or None."""
+    if task.name == "countdown":
+        try:
+            never_give_up(tok)
+        except ValueError:
+            built = base_run_config(path)["task"]
+            return (
+                f"the tokenizer of the base {path} (built for {built}) does not fit the "
+                f"countdown task (' no', '.' and ' so' are not single tokens): measure a "
+                f"countdown base, --base {DEMO_BASES['countdown']} or --base gpu-countdown, "
+                f"or leave out --task"
+            )
+    context = ModelConfig.from_hf_config(path).max_position_embeddings
+    longest = max((len(ids) for ids in prompts), default=0)
+    if longest + max_new_tokens > context:
+        room = context - longest
+        fit = f"at most {room} fit" if room >= 1 else "none fit"
+        return (
+            f"--max-new-tokens {max_new_tokens}: the longest prompt ({longest} tokens) plus "
+            f"{max_new_tokens} new tokens exceeds the context of the base {path}, {context} "
+            f"positions ({fit})"
+        )
+    return None
+
+
+def inspect_problem(
+    path: str | Path, n: int = 500, max_new_tokens: int = 128, task: str | None = None
+) -> str | None:
+    """Why `inspect_base` with these arguments would fail, or None; loads no weights.
+
+    A completion budget the base's context cannot hold, or a task whose
+    decodings the base's tokenizer cannot express (countdown's `never_give_up`
+    on an addition base). Cheap: the tokenizer and the held-out prompts only.
+    """
+    measured, tok, _, prompts, forced_prompts = _prepare(path, n, task)
+    return _problem(path, measured, tok, [*prompts, *forced_prompts], max_new_tokens)
+
+
 def inspect_base(
     path: str | Path, n: int = 500, samples: int = 4, max_new_tokens: int = 128, seed: int = 0,
     batch_size: int = 128, task: str | None = None,
@@ -239,23 +298,16 @@ def inspect_base(
     forced_search (countdown only): the same, with " so" banned after a failed
     try (`never_give_up`): how right the search is when it is never cut short.
     Lengths are generated tokens, the EOS or the "</answer>" that ended a
-    completion included.
+    completion included. ValueError (`inspect_problem`'s reason) before the
+    weights are loaded if the decodings cannot run on this base.
     """
+    task, tok, examples, prompts, forced_prompts = _prepare(path, n, task)
+    problem = _problem(path, task, tok, [*prompts, *forced_prompts], max_new_tokens)
+    if problem:
+        raise ValueError(problem)
     model = load_pretrained(path, dtype=torch.float32)
-    tok = Tokenizer.from_dir(path)
-    built_for = base_run_config(path)  # the task, and countdown's variant, of the build
-    task_name = task or built_for.pop("task")
-    if task_name == "countdown":
-        # The base's own variant; a base of another task is measured on the default one.
-        variant = {k: built_for[k] for k in TINYZERO_COUNTDOWN if k in built_for}
-        task = get_task("countdown", template=TEMPLATE, **variant)
-    else:
-        task = corpus_task()
     classify, modes = _modes_of(task)
-    examples = task.heldout(n)
-    prompts = [tok.encode(task.prompt(ex)) for ex in examples]
-    forced = " <think> "
-    forced_prompts = [tok.encode(task.prompt(ex) + forced) for ex in examples]
+    forced = FORCED
     t0 = time.time()
     greedy = _complete(model, tok, prompts, max_new_tokens, 1, 0.0, seed, batch_size)
     sampled = _complete(model, tok, prompts, max_new_tokens, samples, 1.0, seed, batch_size)
