@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +121,77 @@ def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
+SEED_RANGE = "0 .. 2**32 - 1"  # as train_zero.py's --seed (grpo/config.py)
+MAX_THREADS = 4096  # torch overflows at 2**31; far more than any machine has
+
+
+class WriteFailed(Exception):
+    """--out could not be written after the sampling (a full disk, say): one line, exit 1."""
+
+
+def check_out_file(out: str, flag: str = "--out") -> Path:
+    """ValueError now, rather than after all the sampling, if file `out` cannot be written.
+
+    `out` is written atomically (a temporary file beside it, renamed over it), so it
+    must not be a folder or a device; the nearest existing folder on its way (the
+    missing ones are created) is probed with a temporary file: permission bits alone
+    miss read-only mounts and /proc, and root ignores them.
+    """
+    if not out:
+        raise ValueError(f"{flag} is empty; give the file to write")
+    path = existing = Path(out)
+    try:
+        if path.is_dir():
+            raise ValueError(f"{flag} {out} is a folder; give a file name")
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{flag} {out} is not a regular file (writing would replace it)")
+        existing = path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ValueError(f"{flag} {out}: {existing} is a file, not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {out}: cannot write in {existing} ({e.strerror or e})") from None
+    return path
+
+
+def check_args(ns: argparse.Namespace) -> None:
+    """Every flag, the task's options and --out, before anything is loaded; ValueError
+    names the flag."""
+    for name, low in (("questions", 1), ("k", 1), ("keep", 0), ("start", 0),
+                      ("max_new_tokens", 1), ("threads", 0)):  # fmt: skip
+        if getattr(ns, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, "
+                             f"got {getattr(ns, name)}")  # fmt: skip
+    if ns.threads > MAX_THREADS:
+        raise ValueError(f"--threads must be in 0 .. {MAX_THREADS} (0 = torch's default), "
+                         f"got {ns.threads}")  # fmt: skip
+    if not math.isfinite(ns.temperature):
+        raise ValueError(f"--temperature must be finite, got {ns.temperature}")
+    if not ns.temperature > 0:
+        raise ValueError("--temperature must be > 0 (k samples of a greedy model are one "
+                         "sample)")  # fmt: skip
+    if not 0 <= ns.seed < 2**32:
+        raise ValueError(f"--seed must be in {SEED_RANGE}, got {ns.seed}")
+    if ns.task == "jsonl" and not ns.task_path:
+        raise ValueError("--task jsonl needs --task-path FILE")
+    if ns.task != "jsonl" and ns.task_path:
+        raise ValueError(f"--task-path is only for --task jsonl (the task is {ns.task})")
+    check_out_file(ns.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     from grpo.config import OneLineErrorParser
     from grpo.config import _bool as parse_bool
 
-    ap = OneLineErrorParser(prog="python -m grpo.rejection",
-                            description=__doc__.split("\n")[0])  # fmt: skip
+    prog = "python -m grpo.rejection"
+    ap = OneLineErrorParser(prog=prog, description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="checkpoint or run folder, or a built-in")
-    ap.add_argument("--out", required=True, help="the SFT JSONL to write")
+    ap.add_argument("--out", required=True, help="the SFT JSONL file to write")
     ap.add_argument("--task", default="addition", help="addition, countdown or jsonl")
-    ap.add_argument("--task-path", default=None, help="for --task jsonl")
+    ap.add_argument("--task-path", default=None, help="for --task jsonl (only)")
     ap.add_argument("--template", default="r1zero")
     ap.add_argument("--questions", type=int, default=1000, help="train questions to sample")
     ap.add_argument("--start", type=int, default=0,
@@ -138,25 +201,33 @@ def main(argv: list[str] | None = None) -> int:
                     help="at most this many kept per question; 0 = all that pass (default 1)")
     ap.add_argument("--dedup", type=parse_bool, default=True, metavar="BOOL",
                     help="drop a question's repeated texts (default true)")  # fmt: skip
-    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="sampling temperature, finite and > 0 (default 1.0)")  # fmt: skip
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help=f"sampling seed, {SEED_RANGE} (default 0)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (0 = torch's default)")  # fmt: skip
     ns = ap.parse_args(argv)
-    for name, low in (("questions", 1), ("k", 1), ("keep", 0), ("start", 0),
-                      ("max_new_tokens", 1), ("threads", 0)):  # fmt: skip
-        if getattr(ns, name) < low:
-            ap.error(f"--{name.replace('_', '-')} must be >= {low}")
-    if not ns.temperature > 0:
-        ap.error("--temperature must be > 0 (k samples of a greedy model are one sample)")
+    try:
+        check_args(ns)
+    except ValueError as e:
+        ap.error(str(e))
+    from grpo.report import REFUSED, refused
+    from model.checkpoint import CheckpointError
+
     try:
         stats = run(ns)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        print(f"python -m grpo.rejection: error: {e}", file=sys.stderr)
+    except CheckpointError as e:  # a corrupt or incomplete --model checkpoint
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except WriteFailed as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except REFUSED as e:
+        return refused(prog, e)
     except KeyboardInterrupt:
-        print("\npython -m grpo.rejection: SIGINT: stopped; nothing written", file=sys.stderr)
+        print(f"\n{prog}: SIGINT: stopped; nothing written", file=sys.stderr)
         return 130
     print(json.dumps(stats))
     return 0
@@ -174,16 +245,18 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(ns.threads)
     opts: dict[str, Any] = {"template": ns.template}
     if ns.task == "jsonl":
-        if not ns.task_path:
-            raise ValueError("--task jsonl needs --task-path")
         opts["path"] = ns.task_path
     task = get_task(ns.task, **opts)
     device = pick_device(ns.device)
     model, tok = load_policy(ns.model, task, device, say, ns.seed)
     positions = range(ns.start, ns.start + ns.questions)
     examples = [rl_example(task, p) for p in positions]
-    fit, over = split_by_context(task, tok, examples, ns.max_new_tokens,
-                                 model.config.max_position_embeddings)  # fmt: skip
+    context = model.config.max_position_embeddings
+    fit, over = split_by_context(task, tok, examples, ns.max_new_tokens, context)
+    if not fit:
+        raise ValueError(f"no question fits: every prompt + --max-new-tokens "
+                         f"{ns.max_new_tokens} exceeds the model's context of {context} "
+                         "positions")  # fmt: skip
     if over:
         say(f"{len(over)} of {len(examples)} questions are too long for the context: skipped")
     keys = {id(ex) for ex in fit}
@@ -193,12 +266,15 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, seed=ns.seed,
         positions=positions, log=say,
     )  # fmt: skip
-    write_jsonl(records, ns.out)
+    try:
+        write_jsonl(records, ns.out)
+    except OSError as e:  # --out was checked before the sampling, but a disk can fill
+        raise WriteFailed(f"could not write --out {ns.out} ({e.strerror or e}); its "
+                          f"{len(records)} records are lost") from None  # fmt: skip
     say(f"rejection sampling: {stats['passed']} of {stats['samples']} samples pass "
         f"({stats['acceptance_rate']:.1%}); {stats['questions_with_a_pass']} of "
         f"{stats['questions']} questions have one; {stats['records']} records -> {ns.out}")
     return stats
-
 
 
 if __name__ == "__main__":

@@ -81,3 +81,92 @@ def test_out_must_be_new_and_commands_are_checked(tmp_path, capsys):
     res = subprocess.run([sys.executable, "-m", "grpo.verifiers", "train", "--kind", "orm"],
                          capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 2 and "required" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """Fail the test if the policy is loaded or sampled: the refusal must come first."""
+    import grpo.verifiers.train as vt
+
+    def boom(*a, **kw):
+        raise AssertionError("loaded or sampled before the refusal")
+
+    monkeypatch.setattr(vt, "load_policy_and_task", boom)
+    monkeypatch.setattr(vt, "sample", boom)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--lr", "inf"], "--lr must be > 0 and finite, got inf"),
+        (["--lr", "nan"], "--lr must be > 0 and finite, got nan"),
+        (["--lr=-1e-4"], "--lr must be > 0 and finite"),
+        (["--lr", "1e38"], "--lr must be at most 1.0"),  # was an AdamW overflow traceback
+        (["--threads", "-1"], "--threads must be in 0 .. "),
+        (["--task", "jsonl"], "--task jsonl needs --task-path FILE"),
+        (["--task-path", "q.jsonl"], "--task-path is only for --task jsonl (the task is addition)"),
+        (["--task", "nope"], "--task must be one of addition, countdown, jsonl"),
+        (["--template", "nope"], "--template must be one of"),
+        (["--policy", "/nonexistent"], "--policy /nonexistent: no such folder"),
+        (["--seed", "-1"], "--seed must be in 0 .. 2**32 - 1, got -1"),
+        (["--seed", str(2**32)], "--seed must be in 0 .. 2**32 - 1"),
+        (["--seed", "99999999999999999999"], "--seed must be in 0 .. 2**32 - 1"),
+    ],
+)
+def test_bad_flags_are_refused_before_sampling(tmp_path, extra, message, capsys, no_sampling):
+    assert cli(["train", *TINY, "--kind", "orm", *extra, "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert err.startswith("python -m grpo.verifiers train: error: ") and "--model" not in err
+    assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("where", ["proc", "sys", "under_a_file", "empty", "dot"])
+def test_out_that_cannot_be_created_is_refused_before_sampling(tmp_path, where, capsys,
+                                                               no_sampling):  # fmt: skip
+    (tmp_path / "file").write_text("x")
+    out, message = {
+        "proc": ("/proc/x", "--out /proc/x: cannot write in /proc"),
+        "sys": ("/sys/x", "--out /sys/x: cannot write in /sys"),
+        "under_a_file": (str(tmp_path / "file" / "v"), "file is a file, not a folder"),
+        "empty": ("", "--out '': give the name of a folder to create"),
+        "dot": (".", "--out '.': give the name of a folder to create"),
+    }[where]
+    if where in ("proc", "sys") and not __import__("os").path.isdir("/" + where):
+        pytest.skip(f"no /{where} here")
+    assert cli(["train", *TINY, "--kind", "orm", "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert "Errno" not in err and ".tmp" not in err
+
+
+SMALL = ["--policy", "assets/demo-base", "--task", "addition", "--questions", "2", "--samples",
+         "8", "--heldout", "1", "--epochs", "1", "--max-new-tokens", "8", "--kind", "orm"]
+
+
+def test_a_diverged_training_writes_nothing(tmp_path, capsys, graded_by_length, monkeypatch):
+    import grpo.verifiers.model
+
+    loss = grpo.verifiers.model.verifier_loss
+    monkeypatch.setattr(grpo.verifiers.model, "verifier_loss",
+                        lambda *a, **kw: loss(*a, **kw) * float("nan"))  # fmt: skip
+    out = tmp_path / "v"
+    assert cli(["train", *SMALL, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "training diverged in epoch 1" in err and "--lr" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_late_write_failure_is_one_line_naming_out(tmp_path, capsys, graded_by_length,
+                                                     monkeypatch):  # fmt: skip
+    import grpo.verifiers.train as vt
+
+    def full_disk(verifier, tok, out, meta):
+        raise OSError(28, "No space left on device", str(out.parent / f".{out.name}.tmp-1"))
+
+    monkeypatch.setattr(vt, "save_verifier", full_disk)
+    out = tmp_path / "v"
+    assert cli(["train", *SMALL, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"python -m grpo.verifiers train: error: could not write --out {out} "
+                   "(No space left on device); nothing was written")  # fmt: skip

@@ -21,6 +21,9 @@
    `verifier.json` (kind, settings, label counts, measurements). The folder
    is written under a temporary name and renamed when complete.
 
+Every flag, the policy path, the task and `--out` are checked before the
+policy is sampled; a bad one is refused with one line.
+
 Load it with `load_verifier(path)`.
 """
 
@@ -28,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,17 @@ import torch
 
 STEP_DELIMITERS = {"addition": (", ",)}  # tasks whose steps a PRM can be trained on
 # (grpo.verifiers.labels.EXACT_STEP_CHECKS: the tasks whose steps a rule can also check)
+SEED_RANGE = "0 .. 2**32 - 1"  # as train_zero.py's --seed (grpo/config.py)
+MAX_LR = 1.0
+MAX_THREADS = 4096  # torch overflows at 2**31; far more than any machine has
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights went non-finite: nothing is written (exit 1)."""
+
+
+class WriteFailed(Exception):
+    """--out could not be written after the training (a full disk, say): exit 1."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                            description=__doc__.split("\n\n")[0])  # fmt: skip
     p.add_argument("--policy", required=True,
                    help="checkpoint or run folder, or demo (the task's demo base)")  # fmt: skip
-    p.add_argument("--task", default="addition", help="addition or countdown (ORM only)")
+    p.add_argument("--task", default="addition",
+                   help="addition, countdown (ORM only), jsonl (ORM; --task-path)")  # fmt: skip
+    p.add_argument("--task-path", default=None,
+                   help="for --task jsonl only: the file of {question, answer} lines")  # fmt: skip
     p.add_argument("--kind", required=True, choices=["orm", "prm"])
     p.add_argument("--out", required=True, help="folder to write (must not exist yet)")
     p.add_argument("--template", default="r1zero", help="prompt template of the policy")
@@ -60,36 +79,106 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--lr", type=float, default=1e-4, help=f"AdamW learning rate, in (0, {MAX_LR}]")
+    p.add_argument("--seed", type=int, default=0, help=f"sampling and init seed, {SEED_RANGE}")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0 = torch's default)")  # fmt: skip
     return p
 
 
 def check_args(a: argparse.Namespace) -> None:
+    """Every flag, the task's options, --policy and --out, before anything is loaded or
+    sampled; ValueError (FileNotFoundError, FileExistsError) names the flag."""
+    from grpo.tasks import available_tasks
+    from grpo.templates import TEMPLATES
+
     for name in ("questions", "heldout", "samples", "rollouts", "max_new_tokens", "epochs",
                  "batch_size"):  # fmt: skip
         if getattr(a, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if not a.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {a.lr}")
+    if not (math.isfinite(a.lr) and a.lr > 0):
+        raise ValueError(f"--lr must be > 0 and finite, got {a.lr}")
+    if a.lr > MAX_LR:  # torch's AdamW overflows near 1e38; far below that, weights blow up
+        raise ValueError(f"--lr must be at most {MAX_LR} (AdamW moves each weight by about lr "
+                         f"per step), got {a.lr}")  # fmt: skip
+    if not 0 <= a.seed < 2**32:
+        raise ValueError(f"--seed must be in {SEED_RANGE}, got {a.seed}")
+    if not 0 <= a.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in 0 .. {MAX_THREADS} (0 = torch's default), "
+                         f"got {a.threads}")  # fmt: skip
+    if a.task not in available_tasks():
+        raise ValueError(f"--task must be one of {', '.join(available_tasks())}, got {a.task!r}")
+    if a.task == "jsonl" and not a.task_path:
+        raise ValueError("--task jsonl needs --task-path FILE")
+    if a.task != "jsonl" and a.task_path:
+        raise ValueError(f"--task-path is only for --task jsonl (the task is {a.task})")
+    if a.template not in TEMPLATES:
+        raise ValueError(f"--template must be one of {', '.join(sorted(TEMPLATES))}, "
+                         f"got {a.template!r}")  # fmt: skip
     if a.kind == "prm" and a.task not in STEP_DELIMITERS:
         raise ValueError(f"--kind prm needs a task with step delimiters "
                          f"({', '.join(STEP_DELIMITERS)}); {a.task} has none yet")  # fmt: skip
-    out = Path(a.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    policy_path(a)
+    check_out_folder(a.out)
+
+
+def policy_path(a: argparse.Namespace) -> Path | None:
+    """The folder --policy names (None for a built-in base: ensure_base finds or builds it).
+
+    resolve_model_path's own messages name --model; this entry point's flag is --policy.
+    """
+    from grpo.bases import BASES, demo_base_name
+    from grpo.checkpoint import resolve_model_path
+
+    if demo_base_name(a.policy, a.task) in BASES:
+        return None
+    path = Path(a.policy)
+    if not a.policy or not path.exists():
+        raise FileNotFoundError(f"--policy {a.policy}: no such folder, and not a built-in base "
+                                f"({', '.join(BASES)})")  # fmt: skip
+    if not path.is_dir():
+        raise FileNotFoundError(f"--policy {a.policy} is a file; it takes a checkpoint or run "
+                                "folder")  # fmt: skip
+    try:
+        return resolve_model_path(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--policy {e}") from None
+
+
+def check_out_folder(out: str) -> None:
+    """Refuse, before any sampling, an --out that exists (other than as an empty folder) or
+    could not be created.
+
+    The folder is written beside itself under a temporary name and renamed, so the
+    nearest existing folder on its way (the missing ones are created) is probed with
+    a temporary file: permission bits alone miss read-only mounts and /proc, and root
+    ignores them.
+    """
+    path = Path(out)
+    if not out or path.name in ("", ".", ".."):
+        raise ValueError(f"--out {out!r}: give the name of a folder to create")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"--out {out} exists and is not an empty folder")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write in {existing} ({e.strerror or e})") from None
 
 
 def load_policy_and_task(a: argparse.Namespace):
-    from grpo.bases import BASES, demo_base_name, ensure_base
-    from grpo.checkpoint import resolve_model_path
+    from grpo.bases import demo_base_name, ensure_base
     from grpo.tasks import get_task
     from model import Tokenizer, load_pretrained
 
-    name = demo_base_name(a.policy, a.task)
-    path = ensure_base(name) if name in BASES else resolve_model_path(a.policy)
-    task = get_task(a.task, seed=a.seed, template=a.template)
+    options = {"path": a.task_path} if a.task == "jsonl" else {}
+    task = get_task(a.task, seed=a.seed, template=a.template, **options)  # before the weights
+    path = policy_path(a) or ensure_base(demo_base_name(a.policy, a.task))
     return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task, path
 
 
@@ -176,11 +265,20 @@ def batches(records: list[dict], size: int, pad_id: int, order: list[int]):
 
 @torch.no_grad()
 def label_accuracy(verifier, records, batch_size, pad_id) -> dict[str, float]:
-    """Fraction of labels predicted (P > 0.5 vs label >= 0.5), and the majority baseline."""
+    """Fraction of labels predicted (P > 0.5 vs label >= 0.5), and the majority baseline.
+
+    TrainingDiverged if an output at a labelled position is not finite (a NaN
+    compares as a confident "wrong", which would pass unseen)."""
     verifier.eval()
     right = total = positives = 0
     for ids, mask, labels, lmask in batches(records, batch_size, pad_id, list(range(len(records)))):
-        pred = verifier(ids, mask) > 0
+        logits = verifier(ids, mask)
+        bad = int((~torch.isfinite(logits) & lmask).sum())
+        if bad:
+            verifier.train()
+            raise TrainingDiverged(f"{bad} of {int(lmask.sum())} held-out outputs in a batch "
+                                   "are not finite")  # fmt: skip
+        pred = logits > 0
         truth = labels >= 0.5
         right += int(((pred == truth) & lmask).sum())
         total += int(lmask.sum())
@@ -262,7 +360,15 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
             done += len(ids)
             bar.update(done)
         losses.append(total / len(records))
-        m = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
+        try:
+            if not math.isfinite(losses[-1]):
+                raise TrainingDiverged(f"loss {losses[-1]}")
+            if not all(bool(torch.isfinite(p).all()) for p in verifier.parameters()):
+                raise TrainingDiverged("weights not finite")
+            m = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
+        except TrainingDiverged as e:  # exit 1, and no verifier of NaNs on disk
+            msg = f"training diverged in epoch {epoch} ({e}); nothing was written"
+            raise TrainingDiverged(f"{msg}: try a smaller --lr than {a.lr}") from None
         log(f"epoch {epoch}/{a.epochs}: loss {losses[-1]:.4f}; held-out label accuracy "
             f"{m['label_accuracy']:.3f} (always the majority label: "
             f"{m['majority_baseline']:.3f})")  # fmt: skip
@@ -282,7 +388,11 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
             f"{mc['false_good']:.3f}, false bad {mc['false_bad']:.3f}); the PRM agrees "
             f"{prm['agreement']:.3f} (false good {prm['false_good']:.3f}, false bad "
             f"{prm['false_bad']:.3f})")  # fmt: skip
-    save_verifier(verifier, tok, Path(a.out), meta)
+    try:
+        save_verifier(verifier, tok, Path(a.out), meta)
+    except OSError as e:  # --out was checked before the sampling, but a disk can fill
+        raise WriteFailed(f"could not write --out {a.out} ({e.strerror or e}); nothing was "
+                          "written") from None  # fmt: skip
     log(f"verifier written to {a.out} ({meta['seconds']:.0f} s)")
     return meta
 
@@ -324,15 +434,22 @@ def load_verifier(path: str | Path):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grpo.report import REFUSED, refused
     from model.checkpoint import CheckpointError
 
+    prog = "python -m grpo.verifiers train"
     args = build_parser().parse_args(argv)
     try:
-        train(args)
-    except (ValueError, OSError, CheckpointError) as e:
-        print(f"grpo.verifiers train: error: {e}", file=sys.stderr)
+        train(args)  # check_args first: a bad flag costs one line and no sampling
+    except CheckpointError as e:  # a corrupt or incomplete --policy checkpoint
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, WriteFailed) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except REFUSED as e:
+        return refused(prog, e)
     except KeyboardInterrupt:
-        print("grpo.verifiers train: interrupted; nothing was written", file=sys.stderr)
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
         return 130
     return 0
