@@ -398,7 +398,8 @@ def load_jsonl(path: str | Path) -> list[Example]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"jsonl task: no such file: {path}")
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"jsonl task: {path}: {what}")
     examples = []
     for where, record in jsonl_objects(path):
         for key in ("question", "answer"):

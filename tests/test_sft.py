@@ -63,6 +63,8 @@ def test_read_sft_jsonl_names_the_line_of_each_problem(tmp_path):
         read_sft_jsonl(_write(tmp_path / "empty.jsonl", [""]))
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_sft_jsonl(tmp_path / "missing.jsonl")
+    with pytest.raises(FileNotFoundError, match="is a folder, not a file"):
+        read_sft_jsonl(tmp_path)
 
 
 class _Tok:

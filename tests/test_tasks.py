@@ -454,3 +454,5 @@ def test_jsonl_missing_file(tmp_path):
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         get_task("jsonl", path=str(missing))
+    with pytest.raises(FileNotFoundError, match="is a folder, not a file"):
+        get_task("jsonl", path=str(tmp_path))

@@ -31,7 +31,8 @@ def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The lines of an SFT file; a ValueError names the file and line of the first bad one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--data {path}: no such file")
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"--data {path}: {what}")
     from grpo.tasks import jsonl_objects
 
     rows = []
