@@ -43,6 +43,8 @@ from grpo.experiment import (  # noqa: E402
     Stages,
     addition_policy,
     at_least,
+    check_model,
+    check_out,
     cli,
     heldout_eval,
     markdown_table,
@@ -82,11 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(a: argparse.Namespace) -> dict[str, Any]:
+def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
+    """The settings, every check made before anything is written: the flags, --out, and
+    each model (--teacher, or the demo base it is trained from; --student): it loads, and
+    its context holds the held-out questions and the questions sampled with it."""
+    from grpo.context import rl_example
+    from grpo.tasks import get_task
+
     at_least(a, 1, "questions", "k", "heldout", "max_new_tokens")
     at_least(a, 0, "seed")
-    if a.teacher and not Path(a.teacher).is_dir():
-        raise ValueError(f"--teacher {a.teacher}: no such folder (a checkpoint or run folder)")
+    check_out(a.out)
+    train = [rl_example(get_task("addition"), p) for p in range(a.questions)]
+    check_model("--teacher" if a.teacher else None, a.teacher or "demo", a.max_new_tokens,
+                heldout=a.heldout, sampled=train, log=log)  # fmt: skip
+    check_model("--student", a.student, a.max_new_tokens, heldout=a.heldout, builtins=True,
+                log=log)  # fmt: skip
     return {k: getattr(a, k) for k in SETTINGS}
 
 
@@ -166,7 +178,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from grpo.checkpoint import resolve_model_path
     from model.checkpoint import write_json_atomic
 
-    settings = check_args(a)
+    settings = check_args(a, log)
     out = prepare(a.out, settings)
     stages = Stages(out)
     t_start = time.perf_counter()

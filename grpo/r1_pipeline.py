@@ -41,7 +41,10 @@ from grpo.experiment import (  # noqa: E402
     Stages,
     addition_policy,
     at_least,
+    check_model,
+    check_out,
     cli,
+    finite_float,
     heldout_eval,
     markdown_table,
     prepare,
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train questions rejection-sampled in stage 3 (default 1500)")  # fmt: skip
     p.add_argument("--non-reasoning", type=int, default=300,
                    help="base-corpus documents mixed into stage 3's data (default 300)")
-    p.add_argument("--readability-weight", type=float, default=0.5,
+    p.add_argument("--readability-weight", type=finite_float, default=0.5,
                    help="reward weight of a readable trace in stages 2 and 5 (default 0.5)")
     p.add_argument("--heldout", type=int, default=500, help="held-out questions (default 500)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="completion budget")
@@ -84,11 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(a: argparse.Namespace) -> dict[str, Any]:
+def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
+    """The settings, every check made before anything is written: the flags, --out, and
+    each model (--zero, the demo base): it loads, and its context holds the held-out
+    questions and the questions sampled with it (or with a model trained from it)."""
+    from grpo.context import rl_example
+    from grpo.tasks import get_task
+
     at_least(a, 1, "cold_questions", "questions", "heldout", "max_new_tokens")
     at_least(a, 0, "non_reasoning", "seed", "readability_weight")
-    if a.zero and not Path(a.zero).is_dir():
-        raise ValueError(f"--zero {a.zero}: no such folder (a checkpoint or run folder)")
+    check_out(a.out)
+    task = get_task("addition")
+    cold = [rl_example(task, p) for p in range(a.cold_questions)]
+    later = [rl_example(task, p) for p in range(a.cold_questions,
+                                                a.cold_questions + a.questions)]  # fmt: skip
+    if a.zero:
+        check_model("--zero", a.zero, a.max_new_tokens, heldout=a.heldout, sampled=cold,
+                    log=log)  # fmt: skip
+    check_model(None, "demo", a.max_new_tokens, heldout=a.heldout,
+                sampled=later + ([] if a.zero else cold), log=log)  # fmt: skip
     return {k: getattr(a, k) for k in SETTINGS}
 
 
@@ -181,7 +198,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from grpo.checkpoint import resolve_model_path
     from model.checkpoint import write_json_atomic
 
-    settings = check_args(a)
+    settings = check_args(a, log)
     out = prepare(a.out, settings, "a pipeline run")
     stages = Stages(out)
     base = str(ensure_base("demo", log=log))

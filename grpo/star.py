@@ -44,6 +44,8 @@ from typing import Any  # noqa: E402
 from grpo.experiment import (  # noqa: E402
     addition_policy,
     at_least,
+    check_model,
+    check_out,
     cli,
     heldout_eval,
     markdown_table,
@@ -112,11 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(a: argparse.Namespace) -> dict[str, Any]:
+def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
+    """The settings, every check made before anything is written: the flags, --out, --rl,
+    and the base: it loads, and its context holds the held-out questions and every train
+    question (with its hint) the iterations sample, at --max-new-tokens."""
+    from grpo.context import rl_example
+    from grpo.tasks import get_task
+
     at_least(a, 1, "iterations", "questions", "k", "sft_steps", "heldout", "max_new_tokens")
     at_least(a, 0, "seed")
-    if a.rl and not (Path(a.rl) / "metrics.jsonl").is_file():
-        raise ValueError(f"--rl {a.rl}: not a train_zero.py run folder (no metrics.jsonl)")
+    check_out(a.out)
+    if a.rl:
+        for name in ("metrics.jsonl", "train_config.json"):
+            if not (Path(a.rl) / name).is_file():
+                raise ValueError(f"--rl {a.rl}: not a train_zero.py run folder (no {name})")
+    task = get_task("addition")
+    train = [rl_example(task, p) for p in range(a.iterations * a.questions)]
+    check_model(None, "demo", a.max_new_tokens, heldout=a.heldout,
+                sampled=train + [hinted_example(ex) for ex in train], log=log)  # fmt: skip
     return {k: getattr(a, k) for k in SETTINGS}
 
 
@@ -212,7 +227,7 @@ def run(a: argparse.Namespace, log) -> dict[str, Any]:
     from grpo.bases import ensure_base
     from model.checkpoint import write_json_atomic
 
-    settings = check_args(a)
+    settings = check_args(a, log)
     out = prepare(a.out, settings, "a STaR run")
     base = str(ensure_base("demo", log=log))
     base_file = out / "base.json"

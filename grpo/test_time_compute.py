@@ -78,24 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(a: argparse.Namespace) -> None:
+def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
+    """The settings, every check made before anything is written: the flags, --out,
+    --figure (a PNG can be written there), and each model (--rl, the demo base): it loads,
+    and its context holds every question it is asked at --max-new-tokens."""
+    from grpo.bases.common import TEMPLATE
+    from grpo.experiment import check_model, check_out, check_writable
+    from grpo.tasks import get_task
+
     for name in ("questions", "max_new_tokens", "verifier_questions", "verifier_samples",
                  "verifier_epochs", "rollouts"):  # fmt: skip
         if getattr(a, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     if a.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {a.seed}")
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+    check_out(a.out)
     figure = Path(a.figure)
     if figure.suffix.lower() != ".png":
         raise ValueError(f"--figure {figure}: expected a .png path")
-    if figure.exists() and figure.is_dir():
-        raise ValueError(f"--figure {figure} is a folder")
-    from grpo.experiment import check_settings
-
-    check_settings(out, {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl})
+    check_writable("--figure", figure)
+    task = get_task("addition", seed=a.seed, template=TEMPLATE)
+    asked = task.heldout(a.questions)
+    # The verifiers are trained on the base's samples of train and held-out questions.
+    verifier_qs = [task.train_example(i) for i in range(a.verifier_questions)]
+    if a.rl:
+        check_model("--rl", a.rl, a.max_new_tokens, sampled=asked, task=task, log=log)
+    check_model(None, "demo", a.max_new_tokens, sampled=asked + verifier_qs + task.heldout(100),
+                task=task, log=log)  # fmt: skip
+    return {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl}
 
 
 # ------------------------------------------------------------------ stages 1 and 2
@@ -285,17 +295,16 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
 
     from grpo.bases import ensure_base
     from grpo.bases.common import TEMPLATE
+    from grpo.experiment import prepare
     from grpo.plot import _matplotlib
     from grpo.tasks import get_task
     from grpo.verifiers.train import load_verifier
     from model import Tokenizer, load_pretrained
     from model.checkpoint import write_json_atomic
 
-    check_args(a)
+    settings = check_args(a, log)
     _matplotlib()  # before any work: the figure is part of the result
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "settings.json", {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl})
+    out = prepare(a.out, settings)
     summary_path = out / "summary.json"
     summary: dict[str, Any] = (json.loads(summary_path.read_text()) if summary_path.exists()
                                else {"seconds": {}})  # fmt: skip
@@ -341,21 +350,9 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
-    from model.checkpoint import CheckpointError
+    from grpo.experiment import cli
 
-    line_buffered_output()
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, OSError, ImportError, RuntimeError, CheckpointError) as e:
-        print(f"grpo.test_time_compute: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("grpo.test_time_compute: interrupted; what was measured is kept in --out: run "
-              "the same command again to continue", file=sys.stderr)  # fmt: skip
-        return 130
-    return 0
+    return cli("python -m grpo.test_time_compute", run, build_parser(), argv, (ImportError,))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,60 @@ def test_a_missing_teacher_is_refused_before_anything_is_written(tmp_path, capsy
     out = tmp_path / "d"
     assert distill.main(["--out", str(out), "--teacher", str(tmp_path / "none")]) == 2
     assert "--teacher" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_corrupt_teacher_is_refused_before_any_training(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    bad = tmp_path / "teacher"
+    shutil.copytree(ROOT / "assets" / "demo-base", bad)
+    with open(bad / "model.safetensors", "r+b") as f:
+        f.truncate(100)
+    out = tmp_path / "d"
+    for flag in ("--teacher", "--student"):
+        assert distill.main(["--out", str(out), flag, str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"python -m grpo.distill: error: {flag} {bad}: ")
+        assert "corrupt or truncated" in err and len(err.splitlines()) == 1
+        assert not out.exists()
+    (tmp_path / "afile.txt").write_text("x")
+    assert distill.main(["--out", str(tmp_path / "afile.txt" / "sub"), *TOY]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rc", [143, 130, 2])
+def test_a_stopped_or_failed_stage_gives_the_exit_code(tmp_path, monkeypatch, capsys, rc):
+    """SIGTERM of a training stage (it checkpointed, exit 143) stops the comparison with
+    143, Ctrl-C with 130; a stage that failed is a non-zero exit."""
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: rc)
+    assert distill.main(["--out", str(tmp_path / "d"), *TOY]) == rc
+    err = capsys.readouterr().err
+    assert ("SIGTERM: stopped" in err) == (rc == 143) and ("SIGINT" in err) == (rc == 130)
+
+
+def test_sigterm_outside_a_stage_exits_143(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import train_zero
+
+    def killed(flags):
+        os.kill(os.getpid(), signal.SIGTERM)
+        pytest.fail("SIGTERM did not stop it")
+
+    def unhandled(*_):  # the runner's guard: without distill's own handler, fail, not die
+        raise AssertionError("SIGTERM reached the test's handler")
+
+    monkeypatch.setattr(train_zero, "main", killed)
+    old = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert distill.main(["--out", str(tmp_path / "d"), *TOY]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "SIGTERM: stopped" in err

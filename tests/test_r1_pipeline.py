@@ -76,3 +76,43 @@ def test_results_table_has_every_stage(done):
         assert {"greedy_accuracy", "greedy_readable", "sampled_accuracy", "sampled_readable",
                 "sampled_right_unreadable", "format_rate", "length"} <= set(m)  # fmt: skip
     assert r1.main(["--out", str(done), *TOY[:-2], "--max-new-tokens", "100"]) == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_readability_weight_is_refused(tmp_path, monkeypatch, capsys, value):
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    out = tmp_path / "r1"
+    with pytest.raises(SystemExit) as e:
+        r1.main(["--out", str(out), f"--readability-weight={value}"])
+    assert e.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err == (f"python -m grpo.r1_pipeline: error: argument --readability-weight: must "
+                   f"be a finite number, got '{value}' (see --help)")  # fmt: skip
+
+
+def test_bad_paths_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile.txt").write_text("x")
+    for flags, message in [
+        (["--out", ""], "--out is empty"),
+        (["--out", "afile.txt/sub"], "--out afile.txt/sub: cannot create the folder"),
+        (["--out", "r1", "--zero", "none"], "--zero none: no such folder"),
+        (["--out", "r1", "--max-new-tokens", "1000"], "exceeds the model's context"),
+    ]:  # fmt: skip
+        assert r1.main(flags) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]
+
+
+def test_sigterm_of_a_stage_exits_143(tmp_path, monkeypatch, capsys):
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: 143)
+    assert r1.main(["--out", str(tmp_path / "r1")]) == 143
+    assert "SIGTERM: stopped" in capsys.readouterr().err

@@ -91,3 +91,30 @@ def test_star_loop_at_toy_size(tmp_path, monkeypatch):
     star.run(star.build_parser().parse_args(args), lines.append)
     assert sum("reused" in x for x in lines) == 2 and not any("train_" in x for x in lines)
     assert star.main([*args[:-2], "--max-new-tokens", "100"]) == 2
+
+
+def test_refused_commands_write_nothing_and_name_the_flag(tmp_path, monkeypatch, capsys):
+    """Every check before settings.json is written: a refused command leaves no folder that
+    would refuse the corrected one; nothing is evaluated or trained."""
+    def started(*a, **k):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(star, "heldout_eval", started)
+    monkeypatch.setattr(star, "run_stage", started)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile.txt").write_text("x")
+    out = tmp_path / "D"
+    for flags, message in [
+        (["--out", ""], "--out is empty"),
+        (["--out", str(tmp_path / "afile.txt" / "sub")], "cannot create the folder"),
+        (["--out", str(out), "--max-new-tokens", "100000"], "leaves no room for a prompt"),
+        # The held-out prompts fit at 920, the train questions with their hint do not.
+        (["--out", str(out), "--max-new-tokens", "920", "--iterations", "1", "--questions",
+          "50"], "questions it samples do not fit"),
+        (["--out", str(out), "--rl", str(tmp_path)], "--rl"),
+    ]:  # fmt: skip
+        assert star.main(flags) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert err.startswith("python -m grpo.star: error: ")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]

@@ -2,6 +2,7 @@
 
 import importlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -114,14 +115,46 @@ def test_searches_equal_eval_py(done, toy, tmp_path):
     [
         (["--questions", "0"], "--questions must be >= 1"),
         (["--figure", "x.jpg"], "expected a .png path"),
-        (["--rl", "no/such/run"], "no/such/run"),
+        (["--rl", "no/such/run"], "--rl no/such/run: no such folder"),
+        (["--max-new-tokens", "1000"], "exceeds the model's context of 1024 positions"),
+        (["--figure", "afile.txt/x.png"], "--figure afile.txt/x.png: cannot write there"),
+        (["--out", ""], "--out is empty"),
+        (["--out", "afile.txt/o"], "--out afile.txt/o: cannot create the folder"),
     ],
 )
-def test_bad_settings_are_one_line(tmp_path, flags, message, capsys):
-    assert ttc.main(["--out", str(tmp_path / "o"), *flags]) == 2
+def test_bad_settings_are_one_line(tmp_path, monkeypatch, flags, message, capsys):
+    """Refused before any work (no training, no figure, nothing in --out)."""
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile.txt").write_text("x")
+    assert ttc.main(["--out", "o", "--figure", "f.png", *flags]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("grpo.test_time_compute: error:") and message in err
+    assert err.startswith("python -m grpo.test_time_compute: error:") and message in err
     assert len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]
+
+
+def test_a_figure_where_none_can_be_written_is_refused_first(tmp_path, monkeypatch, capsys):
+    import train_zero
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc")
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    assert ttc.main(["--out", str(tmp_path / "o"), "--figure", "/proc/x.png"]) == 2
+    assert "--figure /proc/x.png: cannot write there" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("rc", [143, 130])
+def test_sigterm_exits_143_and_ctrl_c_130(tmp_path, monkeypatch, capsys, rc):
+    """The R1-Zero stage stopped by SIGTERM (it checkpointed: 143) or Ctrl-C (130)."""
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: rc)
+    assert ttc.main(["--out", str(tmp_path / "o"), "--figure", str(tmp_path / "f.png")]) == rc
+    assert ("SIGTERM" if rc == 143 else "SIGINT") in capsys.readouterr().err
 
 
 def test_other_settings_need_another_out(tmp_path, capsys):
