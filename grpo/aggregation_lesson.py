@@ -14,10 +14,10 @@ Extra flags after `--` go to every run, e.g. `-- --steps 80 --seed 1`.
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from grpo.config import OneLineErrorParser
+from grpo.runfolder import nearest_folder_problem
 
 RUNS = [
     ("grpo", ["--aggregation", "grpo"], "grpo: seq-mean (original GRPO)"),
@@ -77,15 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     figure = Path(args.figure)
     if not args.figure.strip() or figure.is_dir() or figure.suffix.lower() != ".png":
         ap.error(f"--figure {args.figure!r}: give a .png file to write")
-    blocking = next((q for q in figure.parents if q.exists() and not q.is_dir()), None)
-    if blocking is not None:
-        ap.error(f"--figure {args.figure}: {blocking} is a file, not a folder")
-    try:  # the figure is drawn after three runs: find out now if it cannot be written
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=figure.parent):
-            pass
-    except OSError as e:
-        ap.error(f"--figure {args.figure}: cannot write there ({e.strerror or e})")
+    problem = nearest_folder_problem(figure)  # drawn after three runs: find out now
+    if problem:
+        ap.error(f"--figure {args.figure}: {problem}")
     import train_zero
 
     dirs, labels = [], []

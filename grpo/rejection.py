@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -139,21 +138,19 @@ def check_out_file(out: str, flag: str = "--out") -> Path:
     """
     if not out:
         raise ValueError(f"{flag} is empty; give the file to write")
-    path = existing = Path(out)
+    from grpo.runfolder import nearest_folder_problem
+
+    path = Path(out)
     try:
         if path.is_dir():
             raise ValueError(f"{flag} {out} is a folder; give a file name")
         if path.exists() and not path.is_file():
             raise ValueError(f"{flag} {out} is not a regular file (writing would replace it)")
-        existing = path.parent
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise ValueError(f"{flag} {out}: {existing} is a file, not a folder")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        raise ValueError(f"{flag} {out}: cannot write in {existing} ({e.strerror or e})") from None
+        problem = nearest_folder_problem(path)
+    except OSError as e:  # a folder on the way that cannot be read
+        problem = f"cannot use it ({e.strerror or e})"
+    if problem:
+        raise ValueError(f"{flag} {out}: {problem}")
     return path
 
 

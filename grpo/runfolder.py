@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,26 @@ def check_run_dir(path: str | Path) -> None:
         raise ValueError(f"--out {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--out {path}: {parent} is not writable")
+
+
+def nearest_folder_problem(path: str | Path) -> str | None:
+    """Why nothing could be written at `path` (a file or folder to be created), or None.
+
+    The nearest folder on its way that exists (the missing ones would be created) is
+    probed with a temporary file, made and removed at once: permission bits alone miss
+    read-only mounts and /proc, and root ignores them.
+    """
+    existing = Path(path).parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        return f"cannot write in {existing} ({e.strerror or e})"
+    return None
 
 
 def remove_stale_tmp(run_dir: str | Path) -> list[Path]:

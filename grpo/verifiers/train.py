@@ -36,7 +36,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -159,16 +158,11 @@ def check_out_folder(out: str) -> None:
         raise ValueError(f"--out {out!r}: give the name of a folder to create")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"--out {out} exists and is not an empty folder")
-    existing = path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        raise ValueError(f"--out {out}: cannot write in {existing} ({e.strerror or e})") from None
+    from grpo.runfolder import nearest_folder_problem
+
+    problem = nearest_folder_problem(path)
+    if problem:
+        raise ValueError(f"--out {out}: {problem}")
 
 
 def load_policy_and_task(a: argparse.Namespace):
