@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--figure {args.figure!r}: give a .png file to write")
     problem = nearest_folder_problem(figure)  # drawn after three runs: find out now
     if problem:
-        ap.error(f"--figure {args.figure}: {problem}")
+        ap.error(f"--figure {args.figure}: cannot write there ({problem})")
     import train_zero
 
     dirs, labels = [], []

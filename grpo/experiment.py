@@ -91,25 +91,16 @@ def check_writable(flag: str, path: str | Path) -> Path:
 
 
 def _probe(flag: str, path: Path, file: Path, what: str) -> None:
-    """ValueError "FLAG PATH: cannot WHAT (why)" unless `file` could be written: a temporary
-    file in its folder if that exists, else a temporary folder in the nearest existing
-    folder above it (both removed at once)."""
-    import tempfile
+    """ValueError "FLAG PATH: cannot WHAT (why)" unless `file` could be written
+    (grpo.runfolder.nearest_folder_problem)."""
+    from grpo.runfolder import nearest_folder_problem
 
-    above = file.parent
     try:
-        while not above.exists() and above != above.parent:
-            above = above.parent
-        if not above.is_dir():
-            raise ValueError(f"{flag} {path}: cannot {what} ({above} is a file)")
-        if above == file.parent:
-            fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".probe", dir=above)
-            os.close(fd)
-            os.unlink(tmp)
-        else:
-            os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=above))
-    except OSError as e:
-        raise ValueError(f"{flag} {path}: cannot {what} ({e.strerror or e})") from e
+        problem = nearest_folder_problem(file)
+    except OSError as e:  # a folder on the way that cannot be read
+        problem = e.strerror or str(e)
+    if problem:
+        raise ValueError(f"{flag} {path}: cannot {what} ({problem})")
 
 
 def check_settings(out: Path, settings: dict[str, Any], what: str = "a comparison") -> None:

@@ -148,9 +148,9 @@ def check_out_file(out: str, flag: str = "--out") -> Path:
             raise ValueError(f"{flag} {out} is not a regular file (writing would replace it)")
         problem = nearest_folder_problem(path)
     except OSError as e:  # a folder on the way that cannot be read
-        problem = f"cannot use it ({e.strerror or e})"
+        problem = e.strerror or str(e)
     if problem:
-        raise ValueError(f"{flag} {out}: {problem}")
+        raise ValueError(f"{flag} {out}: cannot write there ({problem})")
     return path
 
 

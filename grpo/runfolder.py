@@ -85,7 +85,8 @@ def check_run_dir(path: str | Path) -> None:
 
 
 def nearest_folder_problem(path: str | Path) -> str | None:
-    """Why nothing could be written at `path` (a file or folder to be created), or None.
+    """Why nothing could be written at `path` (a file or folder to be created), or None:
+    "F is a file, not a folder" or "F: <the OS's reason>", F the folder it stopped at.
 
     The nearest folder on its way that exists (the missing ones would be created) is
     probed with a temporary file, made and removed at once: permission bits alone miss
@@ -100,7 +101,7 @@ def nearest_folder_problem(path: str | Path) -> str | None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
-        return f"cannot write in {existing} ({e.strerror or e})"
+        return f"{existing}: {e.strerror or e}"
     return None
 
 

@@ -53,7 +53,7 @@ def test_an_out_under_a_file_names_the_flag(tmp_path):
     (tmp_path / "afile.txt").write_text("x")
     for out in (tmp_path / "afile.txt" / "sub", tmp_path / "afile.txt" / "a" / "b"):
         with pytest.raises(ValueError, match=r"^--out .*: cannot create the folder \(.*"
-                                             r"afile.txt is a file\)$"):  # fmt: skip
+                                             r"afile.txt is a file, not a folder\)$"):  # fmt: skip
             prepare(out, {"a": 1})
     with pytest.raises(ValueError, match="is a file, not a folder"):
         prepare(tmp_path / "afile.txt", {"a": 1})
@@ -62,7 +62,7 @@ def test_an_out_under_a_file_names_the_flag(tmp_path):
 def test_an_out_where_no_folder_can_be_made_names_the_flag_and_why(tmp_path, monkeypatch):
     if Path("/proc/self").is_dir():  # Linux: nothing can be created in /proc
         with pytest.raises(ValueError, match=r"^--out /proc/x: cannot create the folder "
-                                             r"\(No such file or directory\)$"):  # fmt: skip
+                                             r"\(/proc: No such file or directory\)$"):  # fmt: skip
             prepare("/proc/x", {"a": 1})
 
     def denied(*a, **k):
@@ -77,7 +77,8 @@ def test_an_out_where_no_folder_can_be_made_names_the_flag_and_why(tmp_path, mon
 
 def test_a_figure_path_is_checked_before_any_work(tmp_path):
     (tmp_path / "afile.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"^--figure .*: cannot write there \(.*is a file\)$"):
+    said = r"^--figure .*: cannot write there \(.*is a file, not a folder\)$"
+    with pytest.raises(ValueError, match=said):
         check_writable("--figure", tmp_path / "afile.txt" / "x.png")
     with pytest.raises(ValueError, match="--figure .* is a folder"):
         check_writable("--figure", tmp_path)

@@ -62,12 +62,12 @@ def test_an_unwritable_out_is_refused_before_sampling(tmp_path, where, capsys, n
     if where == "fifo":
         os.mkfifo(tmp_path / "fifo")
     out, message = {
-        "proc": ("/proc/x", "--out /proc/x: cannot write in /proc"),
-        "sys": ("/sys/x", "--out /sys/x: cannot write in /sys"),
+        "proc": ("/proc/x", "--out /proc/x: cannot write there (/proc: "),
+        "sys": ("/sys/x", "--out /sys/x: cannot write there (/sys: "),
         "folder": (str(tmp_path), f"--out {tmp_path} is a folder; give a file name"),
         "under_a_file": (str(tmp_path / "file" / "x.jsonl"),
-                         f"--out {tmp_path / 'file' / 'x.jsonl'}: {tmp_path / 'file'} is a file, "
-                         "not a folder"),
+                         f"--out {tmp_path / 'file' / 'x.jsonl'}: cannot write there "
+                         f"({tmp_path / 'file'} is a file, not a folder)"),
         "empty": ("", "--out is empty"),
         "fifo": (str(tmp_path / "fifo"), "is not a regular file"),
     }[where]  # fmt: skip

@@ -126,8 +126,8 @@ def test_out_that_cannot_be_created_is_refused_before_sampling(tmp_path, where, 
                                                                no_sampling):  # fmt: skip
     (tmp_path / "file").write_text("x")
     out, message = {
-        "proc": ("/proc/x", "--out /proc/x: cannot write in /proc"),
-        "sys": ("/sys/x", "--out /sys/x: cannot write in /sys"),
+        "proc": ("/proc/x", "--out /proc/x: cannot create the folder (/proc: "),
+        "sys": ("/sys/x", "--out /sys/x: cannot create the folder (/sys: "),
         "under_a_file": (str(tmp_path / "file" / "v"), "file is a file, not a folder"),
         "empty": ("", "--out '': give the name of a folder to create"),
         "dot": (".", "--out '.': give the name of a folder to create"),

@@ -162,7 +162,7 @@ def check_out_folder(out: str) -> None:
 
     problem = nearest_folder_problem(path)
     if problem:
-        raise ValueError(f"--out {out}: {problem}")
+        raise ValueError(f"--out {out}: cannot create the folder ({problem})")
 
 
 def load_policy_and_task(a: argparse.Namespace):
