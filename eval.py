@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.progress import line_buffered_output
 
     line_buffered_output()
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    args.given = given_flags(ap, argv)
     from model.checkpoint import CheckpointError
 
     try:
@@ -178,6 +180,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- checks
+# The flags each mode reads, of those that only some modes read; None is plain
+# evaluation (no --strategy). A flag given to a mode that does not read it is
+# named in a note, never silently dropped.
+MODE_FLAGS: dict[str | None, tuple[str, ...]] = {
+    None: ("samples", "temperature", "batch_size"),
+    "greedy": (), "sample": (), "majority": ("samples",),
+    "best_of_n": ("samples", "verifier"), "weighted_best_of_n": ("samples", "verifier"),
+    "beam": ("verifier", "beam_width", "expand"),
+    "mcts": ("verifier", "simulations", "expand", "mcts_rule"),
+}  # fmt: skip
+MODE_SPECIFIC = ("samples", "temperature", "batch_size", "verifier", "beam_width", "expand",
+                 "simulations", "mcts_rule")  # fmt: skip
+
+
+def given_flags(ap: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The dests of the flags on the command line (argparse fills in the rest)."""
+    saved = [(a, a.default) for a in ap._actions]
+    try:
+        for a, _ in saved:
+            a.default = argparse.SUPPRESS
+        return set(vars(ap.parse_args(argv)))
+    finally:
+        for a, default in saved:
+            a.default = default
+
+
+def ignored_flags(strategy: str | None, given: set[str]) -> list[str]:
+    """The given flags that `strategy` (None: plain evaluation) does not read, as typed."""
+    return ["--" + d.replace("_", "-") for d in MODE_SPECIFIC
+            if d in given and d not in MODE_FLAGS[strategy]]  # fmt: skip
+
+
 def read_run_config(path: Path) -> tuple[dict[str, Any], Path | None]:
     """The train_config.json of the run that produced checkpoint `path`, and the run folder."""
     for cand in (path.parent.parent / "train_config.json", path / "train_config.json"):
@@ -289,10 +323,18 @@ def run(args) -> int:
     def note(msg: str) -> None:
         print(msg, file=sys.stderr)
 
+    ignored = ignored_flags(args.strategy, getattr(args, "given", set()))
+    if ignored:
+        mode = f"--strategy {args.strategy}" if args.strategy else "evaluation without --strategy"
+        why = ""
+        if "--temperature" in ignored:
+            why = (" (greedy decodes at temperature 0)" if args.strategy == "greedy"
+                   else " (the strategies sample at temperature 1)")  # fmt: skip
+        note(f"note: {mode} does not use {', '.join(ignored)}; ignored{why}")
     temperature = args.temperature
     if temperature is None:
         temperature = 0.0 if args.samples == 1 else 1.0
-    if args.samples > 1 and temperature == 0:
+    if args.samples > 1 and temperature == 0 and not args.strategy:
         raise ValueError("--samples > 1 needs --temperature > 0")
     device = pick_device(args.device)
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
@@ -432,8 +474,6 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
     verifier, kind = None, "rule"
     if args.strategy in UNSCORED:
         kind = "none"
-        if args.verifier != "rule":
-            note(f"note: --strategy {args.strategy} uses no verifier; --verifier is ignored")
     elif args.verifier != "rule":
         verifier, vtok, meta = load_verifier(args.verifier)
         if vtok.vocab_size != tok.vocab_size or vtok.eos_ids != tok.eos_ids:
@@ -441,9 +481,6 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
         verifier, kind = verifier.to(next(model.parameters()).device), meta["kind"]
     budget = {"beam": args.beam_width * args.expand, "mcts": args.simulations, "greedy": 1,
               "sample": 1}.get(args.strategy, args.samples)  # fmt: skip
-    if args.strategy in ("greedy", "sample") and args.samples > 1:
-        note(f"note: --strategy {args.strategy} writes one completion per question; "
-             "--samples is ignored")
     bar = Progress(f"eval {args.strategy}", total=len(examples), log=note, unit="questions")
     t0 = time.perf_counter()
     results = run_strategy_batched(

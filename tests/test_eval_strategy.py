@@ -107,3 +107,40 @@ def test_the_flag_lists_every_strategy(ev):
         assert action.type(name) == name
     with pytest.raises(SystemExit):
         ap.parse_args(["--model", "demo", "--strategy", "astar"])
+
+
+@pytest.mark.parametrize(
+    "argv, ignored",
+    [([], []),
+     (["--beam-width", "2", "--verifier", "rule"], ["--verifier", "--beam-width"]),
+     (["--strategy", "greedy", "--samples", "4", "--temperature", "0.5"],
+      ["--samples", "--temperature"]),
+     (["--strategy", "beam", "--beam-width", "2", "--simulations", "3", "--mcts-rule", "puct"],
+      ["--simulations", "--mcts-rule"]),
+     (["--strategy", "mcts", "--simulations", "3", "--expand", "2", "--batch-size", "8"],
+      ["--batch-size"]),
+     (["--strategy", "best_of_n", "--samples", "4", "--verifier", "rule"], []),
+     (["--strategy", "majority", "--verifier", "v"], ["--verifier"]),
+     (["--samples", "4", "--temperature", "0.7", "--batch-size", "8"], [])],
+)  # fmt: skip
+def test_flags_a_mode_does_not_read_are_named(ev, argv, ignored):
+    ap = ev.build_parser()
+    argv = ["--model", "demo", *argv]
+    args = ap.parse_args(argv)
+    assert ev.ignored_flags(args.strategy, ev.given_flags(ap, argv)) == ignored
+    # given_flags leaves the parser's defaults as they were
+    assert vars(ap.parse_args(["--model", "demo"]))["beam_width"] == 4
+
+
+def test_an_ignored_flag_is_one_note(ev, tmp_path, capsys):
+    res = _run(ev, tmp_path, "--n", "2", "--strategy", "greedy", "--temperature", "0.5",
+               "--samples", "3")  # fmt: skip
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert notes == ["note: --strategy greedy does not use --samples, --temperature; ignored "
+                     "(greedy decodes at temperature 0)"]  # fmt: skip
+    assert res["budget"] == 1
+    _run(ev, tmp_path, "--n", "2", "--strategy", "sample", "--temperature", "0.5")
+    assert "(the strategies sample at temperature 1)" in capsys.readouterr().err
+    _run(ev, tmp_path, "--n", "2", "--beam-width", "3")
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert notes == ["note: evaluation without --strategy does not use --beam-width; ignored"]
