@@ -72,7 +72,7 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     lines = text.splitlines()
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     plotted = {key for panel in PANELS + SEARCH_PANELS for key in panel[2:] if key}
-    rows = []
+    rows, torn = [], ""
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -81,6 +81,7 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             if i == last:  # torn by a kill mid-write; the rows before it are whole
+                torn = f"; its last line, {i + 1}, is not whole JSON ({e.msg})"
                 continue
             raise ValueError(f"{where}: invalid JSON ({e.msg})") from e
         if not isinstance(row, dict):
@@ -94,7 +95,7 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
                 raise ValueError(f"{where}: {key!r} must be a number, got {row[key]!r}")
         rows.append(row)
     if not rows:
-        raise ValueError(f"{path} has no training or evaluation rows yet")
+        raise ValueError(f"{path} has no training or evaluation rows yet{torn}")
     train = [r for r in rows if "reward" in r and "eval_accuracy" not in r]
     evals = [r for r in rows if "eval_accuracy" in r]
     return train, evals

@@ -116,6 +116,11 @@ def test_empty_metrics_is_one_line(tmp_path, capsys):
     code, _, err = _plot([str(run)], capsys)
     line = _one_line(code, err, "empty metrics.jsonl")
     assert "metrics.jsonl" in line and "no training or evaluation rows" in line, line
+    assert "not whole JSON" not in line
+    (run / "metrics.jsonl").write_text('{"step": 1, "rew\n')  # one line, torn by a kill
+    code, _, err = _plot([str(run)], capsys)
+    line = _one_line(code, err, "only a torn line")
+    assert "no training or evaluation rows yet; its last line, 1, is not whole JSON" in line
 
 
 def test_corrupt_middle_line_names_file_and_line(tmp_path, capsys):
