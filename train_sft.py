@@ -49,16 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.runfolder import RunInUse
     from grpo.sft.trainer import SFTDiverged, SFTTrainer
     from grpo.stopping import TrainingInterrupted
-    from model.checkpoint import CheckpointError
+    from model.checkpoint import CheckpointError, CheckpointWriteError
 
     try:
         SFTTrainer(cfg, resume=ns.resume).train()
     except TrainingInterrupted as e:
         print(f"\n{PROG}: {e}", file=sys.stderr)
         return e.exit_code
-    except (SFTDiverged, RunInUse, CheckpointError) as e:
+    except (SFTDiverged, RunInUse, CheckpointWriteError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     except REFUSED as e:
         return refused(PROG, e)
     except KeyboardInterrupt:

@@ -68,7 +68,7 @@ def _run(ap, ns) -> int:
             cfg, _ = config_from_args(ns, ns.config)
         from grpo.runfolder import RunInUse
         from grpo.trainer import Trainer, TrainingDiverged, TrainingInterrupted
-        from model.checkpoint import CheckpointError
+        from model.checkpoint import CheckpointError, CheckpointWriteError
     except _REFUSED as e:
         return _refused(e)
     try:
@@ -94,9 +94,12 @@ def _run(ap, ns) -> int:
         if dist.main:
             print(f"\ntrain_zero.py: {e}", file=sys.stderr)
         return e.exit_code
-    except (RunInUse, CheckpointError) as e:
+    except (RunInUse, CheckpointWriteError) as e:  # the machine's state, not the input
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 1
+    except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
+        print(f"train_zero.py: error: {e}", file=sys.stderr)
+        return 2
     except _REFUSED as e:
         return _refused(e)
     return 0

@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from model import PRESETS, CheckpointError, Tokenizer, Transformer, save_pretrained
+from model import (
+    PRESETS,
+    CheckpointWriteError,
+    Tokenizer,
+    Transformer,
+    save_pretrained,
+)
 from model.checkpoint import atomic_path, fsync_dir
 
 STATE_FILE = "trainer_state.pt"
@@ -102,7 +108,7 @@ def save_checkpoint(
         except FileNotFoundError:
             last = None
         kept = f"; the last complete checkpoint is {last}" if last else ""
-        raise CheckpointError(f"could not write checkpoint {final}: {reason}{kept}") from e
+        raise CheckpointWriteError(f"could not write checkpoint {final}: {reason}{kept}") from e
     _prune(root, keep, protect=name)
     return final
 

@@ -5,7 +5,12 @@
     logits = m(input_ids)                       # (B, T) -> (B, T, V)
 """
 
-from model.checkpoint import CheckpointError, load_pretrained, save_pretrained
+from model.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    load_pretrained,
+    save_pretrained,
+)
 from model.config import PRESETS, ModelConfig, UnsupportedModelError
 from model.generate import GenerationOutput, generate
 from model.tokenizer import Tokenizer, train_bpe_tokenizer
@@ -14,6 +19,7 @@ from model.transformer import KVCache, Transformer
 __all__ = [
     "PRESETS",
     "CheckpointError",
+    "CheckpointWriteError",
     "GenerationOutput",
     "KVCache",
     "ModelConfig",

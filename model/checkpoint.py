@@ -42,6 +42,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, malformed, or does not match the model config."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (a full disk, a lost permission): the
+    machine's failure, not the input's, so the entry points exit 1 for it and 2
+    for a bad checkpoint they were given."""
+
+
 # ----------------------------------------------------------------------------- atomic writes
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

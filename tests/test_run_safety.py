@@ -312,10 +312,24 @@ def test_full_disk_at_the_entry_point_is_one_line(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(torch, "save", _enospc_torch_save(torch.save))
     rc = train_zero.main(["--out", str(tmp_path / "run"), "--steps", "1", *CLI[2:]])
     err = capsys.readouterr().err
-    assert rc != 0
+    assert rc == 1  # the machine's failure; a bad input exits 2
     line = _one_line(err)
     assert "could not write checkpoint" in line and "No space left on device" in line, line
     assert not list((tmp_path / "run" / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_corrupt_model_is_bad_input_at_the_entry_point(tmp_path, capsys):
+    import shutil
+
+    import train_zero
+
+    bad = tmp_path / "bad"
+    shutil.copytree(ROOT / "assets" / "demo-base", bad)
+    (bad / "model.safetensors").write_bytes(b"cut short")
+    rc = train_zero.main(["--out", str(tmp_path / "run"), *CLI, "--model", str(bad),
+                          "--task", "addition"])  # fmt: skip
+    line = _one_line(capsys.readouterr().err)
+    assert rc == 2 and "model.safetensors: corrupt or truncated" in line, (rc, line)
 
 
 # ----------------------------------------------------------------------------- schedule

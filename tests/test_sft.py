@@ -174,7 +174,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_one_line_errors(tmp_path):
     bad = _write(tmp_path / "bad.jsonl", ['{"prompt": "p", "completion": "c"}', "{oops"])
+    good = _write(tmp_path / "good.jsonl", _records(4))
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(ROOT / "assets" / "demo-base", corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"cut short")
     for args, said in [
+        (("--data", str(good), "--model", str(corrupt), "--out", str(tmp_path / "c")),
+         "model.safetensors: corrupt or truncated"),
         ((), "--data is required"),
         (("--data", str(tmp_path / "none.jsonl")), "no such file"),
         (("--data", str(bad), "--model", "tiny"), "bad.jsonl:2: invalid JSON"),
