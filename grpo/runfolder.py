@@ -75,13 +75,9 @@ def check_run_dir(path: str | Path) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file, not a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {path}: {parent} is not writable")
+    problem = nearest_folder_problem(path / "metrics.jsonl")  # probes `path` itself if it exists
+    if problem:
+        raise ValueError(f"--out {path}: cannot write there ({problem})")
 
 
 def nearest_folder_problem(path: str | Path) -> str | None:
