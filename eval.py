@@ -185,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
 # named in a note, never silently dropped.
 MODE_FLAGS: dict[str | None, tuple[str, ...]] = {
     None: ("samples", "temperature", "batch_size"),
-    "greedy": (), "sample": (), "majority": ("samples",),
-    "best_of_n": ("samples", "verifier"), "weighted_best_of_n": ("samples", "verifier"),
-    "beam": ("verifier", "beam_width", "expand"),
-    "mcts": ("verifier", "simulations", "expand", "mcts_rule"),
+    "greedy": ("batch_size",), "sample": ("batch_size",), "majority": ("samples", "batch_size"),
+    "best_of_n": ("samples", "verifier", "batch_size"),
+    "weighted_best_of_n": ("samples", "verifier", "batch_size"),
+    "beam": ("verifier", "beam_width", "expand", "batch_size"),
+    "mcts": ("verifier", "simulations", "expand", "mcts_rule", "batch_size"),
 }  # fmt: skip
 MODE_SPECIFIC = ("samples", "temperature", "batch_size", "verifier", "beam_width", "expand",
                  "simulations", "mcts_rule")  # fmt: skip
@@ -488,6 +489,7 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
         progress=bar.update, n=args.samples, width=args.beam_width, expand=args.expand,
         simulations=args.simulations, max_new_tokens=args.max_new,
         delimiters=STEP_DELIMITERS.get(task.name, (", ",)), rule=args.mcts_rule,
+        max_rows=args.batch_size,
     )  # fmt: skip
     right = sum(r.correct for r in results)
     policy_tokens = sum(r.policy_tokens for r in results)
@@ -499,7 +501,7 @@ def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
         "verifier": kind, "verifier_path": args.verifier,
         "budget": budget, "samples": args.samples, "beam_width": args.beam_width,
         "expand": args.expand, "simulations": args.simulations, "mcts_rule": args.mcts_rule,
-        "seed": args.seed,
+        "seed": args.seed, "batch_size": args.batch_size,
         "max_new_tokens": args.max_new, "accuracy": right / n,
         "policy_tokens": policy_tokens / n, "verifier_tokens": verifier_tokens / n,
         "seconds": time.perf_counter() - t0,

@@ -117,8 +117,9 @@ def test_the_flag_lists_every_strategy(ev):
       ["--samples", "--temperature"]),
      (["--strategy", "beam", "--beam-width", "2", "--simulations", "3", "--mcts-rule", "puct"],
       ["--simulations", "--mcts-rule"]),
-     (["--strategy", "mcts", "--simulations", "3", "--expand", "2", "--batch-size", "8"],
-      ["--batch-size"]),
+     (["--strategy", "mcts", "--simulations", "3", "--expand", "2", "--batch-size", "8"], []),
+     (["--strategy", "mcts", "--beam-width", "3", "--temperature", "1"],
+      ["--temperature", "--beam-width"]),
      (["--strategy", "best_of_n", "--samples", "4", "--verifier", "rule"], []),
      (["--strategy", "majority", "--verifier", "v"], ["--verifier"]),
      (["--samples", "4", "--temperature", "0.7", "--batch-size", "8"], [])],
@@ -144,3 +145,22 @@ def test_an_ignored_flag_is_one_note(ev, tmp_path, capsys):
     _run(ev, tmp_path, "--n", "2", "--beam-width", "3")
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
     assert notes == ["note: evaluation without --strategy does not use --beam-width; ignored"]
+
+
+@pytest.mark.parametrize("flags", [["--strategy", "best_of_n", "--samples", "2"],
+                                   ["--strategy", "beam", "--beam-width", "2", "--expand", "2"]])
+def test_batch_size_caps_the_rows_of_a_policy_call(ev, tmp_path, monkeypatch, flags):
+    import grpo.search
+    import grpo.strategies
+
+    rows: list[int] = []
+    for module in (grpo.strategies, grpo.search):
+        real = module.generate
+
+        def spy(model, prompts, *a, _real=real, **k):
+            rows.append(len(prompts) * k.get("num_samples", 1))
+            return _real(model, prompts, *a, **k)
+
+        monkeypatch.setattr(module, "generate", spy)
+    res = _run(ev, tmp_path, "--n", "3", *flags, "--batch-size", "2")
+    assert res["batch_size"] == 2 and rows and max(rows) == 2, rows
