@@ -177,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eval.py: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError) as e:
+        from grpo.report import out_of_memory
+
+        if (oom := out_of_memory(e)) is None:
+            raise
+        print(f"eval.py: error: {oom}; lower --batch-size, --samples or --max-new-tokens; "
+              "nothing was written", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 # ----------------------------------------------------------------------------- checks

@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from model.checkpoint import CheckpointError, CheckpointWriteError
 
     try:
-        SFTTrainer(cfg, resume=ns.resume).train()
+        trainer = None
+        trainer = SFTTrainer(cfg, resume=ns.resume)
+        trainer.train()
     except TrainingInterrupted as e:
         print(f"\n{PROG}: {e}", file=sys.stderr)
         return e.exit_code
@@ -62,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except (RuntimeError, MemoryError) as e:
+        from grpo.report import out_of_memory, resume_hint
+
+        if (oom := out_of_memory(e)) is None:
+            raise
+        print(f"{PROG}: error: {oom}; lower --micro-batch-size, --eval-batch-size or "
+              f"--max-len{resume_hint(trainer)}", file=sys.stderr)  # fmt: skip
+        return 1
     except REFUSED as e:
         return refused(PROG, e)
     except KeyboardInterrupt:

@@ -80,6 +80,7 @@ def _run(ap, ns) -> int:
         print(f"train_zero.py: error: could not join the torchrun process group: {e}",
               file=sys.stderr)  # fmt: skip
         return 1
+    trainer = None
     try:
         trainer = Trainer(cfg, resume=ns.resume, dist=dist)
         trainer.train()
@@ -100,6 +101,15 @@ def _run(ap, ns) -> int:
     except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
+    except (RuntimeError, MemoryError) as e:
+        from grpo.report import out_of_memory, resume_hint
+
+        if (oom := out_of_memory(e)) is None:
+            raise
+        print(f"train_zero.py: error: {oom}; lower --micro-batch-size, --eval-batch-size, "
+              f"--group-size or --max-new-tokens, or add --grad-checkpointing"
+              f"{resume_hint(trainer)}", file=sys.stderr)  # fmt: skip
+        return 1
     except _REFUSED as e:
         return _refused(e)
     return 0

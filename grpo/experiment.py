@@ -263,7 +263,7 @@ def cli(prog: str, run, parser, argv: list[str] | None,
     grpo.report.refused); Ctrl-C (exit 130) and SIGTERM (143) say how to go on. A run
     refused before it made anything but OUT/settings.json leaves none behind."""
     from grpo.progress import line_buffered_output
-    from grpo.report import REFUSED, refused, say
+    from grpo.report import REFUSED, out_of_memory, refused, say
 
     line_buffered_output()
     args = parser.parse_args(argv)
@@ -272,11 +272,15 @@ def cli(prog: str, run, parser, argv: list[str] | None,
     old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         run(args, say)
-    except (*REFUSED, RuntimeError, *errors) as e:
+    except (*REFUSED, RuntimeError, MemoryError, *errors) as e:
         if fresh is not None:
             _forget(*fresh)
         if isinstance(e, OSError):
             return refused(prog, e)
+        if oom := out_of_memory(e):  # the machine's limit, not bad input: exit 1
+            print(f"{prog}: error: {oom}; what was done is kept in --out: free some memory "
+                  "and run the same command again to continue", file=sys.stderr)  # fmt: skip
+            return 1
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

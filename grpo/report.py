@@ -21,6 +21,7 @@ the checkpoints hold everything.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,42 @@ def plot_run(run_dir: Path, log: Callable[[str], None]) -> None:
         log(f"plots skipped: {e}")
         return
     log(f"plots: {', '.join(str(p) for p in paths)}")
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """"out of memory (...)" if `e` is the device or the host running out of memory, else None.
+
+    CUDA raises torch.OutOfMemoryError; the CPU allocator a plain RuntimeError
+    ("DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes").
+    """
+    text = str(e)
+    if isinstance(e, MemoryError):
+        return "out of host memory"
+    oom = type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError)
+        and ("out of memory" in text.lower() or "can't allocate memory" in text)
+    )
+    if not oom:
+        return None
+    where = "CUDA" if "CUDA" in text else "host" if "DefaultCPUAllocator" in text else ""
+    what = f"out of {where} memory".replace("  ", " ")
+    if m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", text):  # CUDA's wording
+        return f"{what} (tried to allocate {m.group(1)})"
+    if m := re.search(r"allocate (\d+) bytes", text):  # the CPU allocator's
+        return f"{what} (tried to allocate {int(m.group(1)) / 2**30:.1f} GiB)"
+    return what
+
+
+def resume_hint(trainer) -> str:
+    """"; the last checkpoint is <it> (...)" for a trainer's run folder, or "" if there is
+    no trainer (it failed while starting) or its run has no checkpoint yet."""
+    from grpo.checkpoint import latest_checkpoint
+
+    try:
+        last = latest_checkpoint(trainer.run_dir) if trainer is not None else None
+    except OSError:
+        last = None
+    return f"; the last checkpoint is {last} (--resume continues from it)" if last else ""
 
 
 # What an entry point refuses with one line: bad settings, paths and files (exit 2),

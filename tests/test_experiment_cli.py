@@ -177,6 +177,16 @@ def test_a_file_system_failure_is_one_line(capsys):
     assert _one_line(capsys) == f"{PROG}: error: No space left on device: x/settings.json"
 
 
+def test_running_out_of_memory_is_one_line_and_exit_1(capsys):
+    def big(a, log):
+        raise MemoryError
+
+    assert cli(PROG, big, _parser(), ["--out", "x"]) == 1
+    assert _one_line(capsys) == (f"{PROG}: error: out of host memory; what was done is kept in "
+                                 "--out: free some memory and run the same command again to "
+                                 "continue")  # fmt: skip
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_of_a_real_process_exits_143(tmp_path):
     """The module run as a command: SIGTERM while it works is exit 143, one line."""
