@@ -64,14 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except (RuntimeError, MemoryError) as e:
-        from grpo.report import out_of_memory, resume_hint
+    except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
+        from grpo.report import out_of_memory_exit
 
-        if (oom := out_of_memory(e)) is None:
-            raise
-        print(f"{PROG}: error: {oom}; lower --micro-batch-size, --eval-batch-size or "
-              f"--max-len{resume_hint(trainer)}", file=sys.stderr)  # fmt: skip
-        return 1
+        return out_of_memory_exit(PROG, e, "--micro-batch-size, --eval-batch-size or --max-len",
+                                  trainer)  # fmt: skip
     except REFUSED as e:
         return refused(PROG, e)
     except KeyboardInterrupt:

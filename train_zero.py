@@ -101,15 +101,12 @@ def _run(ap, ns) -> int:
     except CheckpointError as e:  # a corrupt --model or run checkpoint: bad input, as eval.py
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
-    except (RuntimeError, MemoryError) as e:
-        from grpo.report import out_of_memory, resume_hint
+    except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
+        from grpo.report import out_of_memory_exit
 
-        if (oom := out_of_memory(e)) is None:
-            raise
-        print(f"train_zero.py: error: {oom}; lower --micro-batch-size, --eval-batch-size, "
-              f"--group-size or --max-new-tokens, or add --grad-checkpointing"
-              f"{resume_hint(trainer)}", file=sys.stderr)  # fmt: skip
-        return 1
+        return out_of_memory_exit("train_zero.py", e, "--micro-batch-size, --eval-batch-size, "
+                                  "--group-size or --max-new-tokens, or add --grad-checkpointing",
+                                  trainer)  # fmt: skip
     except _REFUSED as e:
         return _refused(e)
     return 0

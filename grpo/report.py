@@ -147,6 +147,17 @@ def out_of_memory(e: BaseException) -> str | None:
     return what
 
 
+def out_of_memory_exit(prog: str, e: BaseException, lower: str, trainer=None) -> int:
+    """For a training entry point's `except (RuntimeError, MemoryError) as e`: one line
+    (what ran out, the flags in `lower`, the last checkpoint) and exit code 1 if `e` is
+    running out of memory; any other error is raised again."""
+    oom = out_of_memory(e)
+    if oom is None:
+        raise e
+    print(f"{prog}: error: {oom}; lower {lower}{resume_hint(trainer)}", file=sys.stderr)
+    return 1
+
+
 def resume_hint(trainer) -> str:
     """"; the last checkpoint is <it> (...)" for a trainer's run folder, or "" if there is
     no trainer (it failed while starting) or its run has no checkpoint yet."""
