@@ -181,18 +181,28 @@ class GeneratedTask(Task):
         out: list[Example] = []
         seen: set[str] = set()
         max_draws = int(20 * n / self.heldout_fraction) + 1000
-        for _ in range(max_draws):
+        # A used-up example space is given up on as soon as `patience` draws in a row
+        # bring nothing new, not after max_draws (minutes for a large n). With 99.9% of
+        # the held-out split drawn, a new example still comes every ~1000 / fraction
+        # draws on average: giving up then has a chance of about e^-10.
+        patience = int(10_000 / self.heldout_fraction) + 10_000
+        draws = since_new = 0
+        while draws < max_draws and since_new < patience:
             if len(out) == n:
                 return out
             example = self.generate(rng)
+            draws += 1
             key = self.example_key(example)
             if key not in seen and in_heldout(key, self.heldout_fraction):
                 seen.add(key)
                 out.append(example)
+                since_new = 0
+            else:
+                since_new += 1
         if len(out) == n:
             return out
         raise ValueError(
-            f"{self.name}: found only {len(out)} distinct held-out examples in {max_draws} "
+            f"{self.name}: found only {len(out)} distinct held-out examples in {draws} "
             f"draws, {n} asked; the example space is too small for that (widen the options)"
         )
 

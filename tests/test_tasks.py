@@ -4,6 +4,8 @@
 """
 
 import json
+import random
+import re
 import time
 
 import pytest
@@ -456,3 +458,19 @@ def test_jsonl_missing_file(tmp_path):
         get_task("jsonl", path=str(missing))
     with pytest.raises(FileNotFoundError, match="is a folder, not a file"):
         get_task("jsonl", path=str(tmp_path))
+
+
+def test_a_used_up_heldout_space_is_given_up_on_early():
+    from grpo.tasks import AdditionTask
+
+    task = AdditionTask(min_digits=1, max_digits=1, heldout_fraction=0.5)  # 100 pairs
+    every = {task.example_key(task.generate(random.Random(i))) for i in range(5000)}
+    held = sorted(k for k in every if in_heldout(k, 0.5))
+    assert sorted(task.example_key(ex) for ex in task.heldout(len(held))) == held
+    n = 10**6  # the old rule drew 20 * n / fraction = 40M times before saying so
+    with pytest.raises(ValueError, match=rf"found only {len(held)} distinct held-out examples "
+                                         rf"in (\d+) draws, {n} asked") as info:  # fmt: skip
+        task.heldout(n)
+    draws = int(re.search(r"in (\d+) draws", str(info.value)).group(1))
+    patience = int(10_000 / 0.5) + 10_000
+    assert patience < draws < patience + 10_000, draws
