@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from grpo.stopping import TrainingInterrupted
     from model.checkpoint import CheckpointError, CheckpointWriteError
 
+    trainer = None
     try:
-        trainer = None
         trainer = SFTTrainer(cfg, resume=ns.resume)
         trainer.train()
     except TrainingInterrupted as e:
