@@ -177,14 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eval.py: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except (RuntimeError, MemoryError) as e:
-        from grpo.report import out_of_memory
+    except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
+        from grpo.report import out_of_memory_exit
 
-        if (oom := out_of_memory(e)) is None:
-            raise
-        print(f"eval.py: error: {oom}; lower --batch-size, --samples or --max-new-tokens; "
-              "nothing was written", file=sys.stderr)  # fmt: skip
-        return 1
+        return out_of_memory_exit("eval.py", e, "lower --batch-size, --samples or "
+                                  "--max-new-tokens; nothing was written")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- checks
@@ -192,15 +189,12 @@ def main(argv: list[str] | None = None) -> int:
 # evaluation (no --strategy). A flag given to a mode that does not read it is
 # named in a note, never silently dropped.
 MODE_FLAGS: dict[str | None, tuple[str, ...]] = {
-    None: ("samples", "temperature", "batch_size"),
-    "greedy": ("batch_size",), "sample": ("batch_size",), "majority": ("samples", "batch_size"),
-    "best_of_n": ("samples", "verifier", "batch_size"),
-    "weighted_best_of_n": ("samples", "verifier", "batch_size"),
-    "beam": ("verifier", "beam_width", "expand", "batch_size"),
-    "mcts": ("verifier", "simulations", "expand", "mcts_rule", "batch_size"),
+    None: ("samples", "temperature"), "greedy": (), "sample": (), "majority": ("samples",),
+    "best_of_n": ("samples", "verifier"), "weighted_best_of_n": ("samples", "verifier"),
+    "beam": ("verifier", "beam_width", "expand"),
+    "mcts": ("verifier", "simulations", "expand", "mcts_rule"),
 }  # fmt: skip
-MODE_SPECIFIC = ("samples", "temperature", "batch_size", "verifier", "beam_width", "expand",
-                 "simulations", "mcts_rule")  # fmt: skip
+MODE_SPECIFIC = tuple(dict.fromkeys(d for dests in MODE_FLAGS.values() for d in dests))
 
 
 def given_flags(ap: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:

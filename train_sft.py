@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
-        from grpo.report import out_of_memory_exit
+        from grpo.report import out_of_memory_exit, resume_hint
 
-        return out_of_memory_exit(PROG, e, "--micro-batch-size, --eval-batch-size or --max-len",
-                                  trainer)  # fmt: skip
+        return out_of_memory_exit(PROG, e, "lower --micro-batch-size, --eval-batch-size or "
+                                  f"--max-len{resume_hint(trainer)}")  # fmt: skip
     except REFUSED as e:
         return refused(PROG, e)
     except KeyboardInterrupt:

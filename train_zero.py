@@ -102,11 +102,11 @@ def _run(ap, ns) -> int:
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
-        from grpo.report import out_of_memory_exit
+        from grpo.report import out_of_memory_exit, resume_hint
 
-        return out_of_memory_exit("train_zero.py", e, "--micro-batch-size, --eval-batch-size, "
-                                  "--group-size or --max-new-tokens, or add --grad-checkpointing",
-                                  trainer)  # fmt: skip
+        return out_of_memory_exit("train_zero.py", e, "lower --micro-batch-size, "
+                                  "--eval-batch-size, --group-size or --max-new-tokens, or add "
+                                  f"--grad-checkpointing{resume_hint(trainer)}")  # fmt: skip
     except _REFUSED as e:
         return _refused(e)
     return 0

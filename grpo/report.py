@@ -10,7 +10,8 @@ the closing table, and its plots. Plain formatting over the trainer's rows; no t
     plot_run(run_dir, log)                   # run_dir/plots/, or a line saying why not
 
 `refused(prog, e)` words a refused run for an entry point (train_zero.py,
-train_sft.py): one line on stderr, and the exit code.
+train_sft.py): one line on stderr, and the exit code; `out_of_memory_exit`
+does the same for running out of memory (with `resume_hint` for a trainer).
 
 `say` is the trainer's default `log`: print and flush, so that a pipe or a
 file sees each line at once. If the reader of a pipe goes away (`| head`, a
@@ -147,14 +148,14 @@ def out_of_memory(e: BaseException) -> str | None:
     return what
 
 
-def out_of_memory_exit(prog: str, e: BaseException, lower: str, trainer=None) -> int:
-    """For a training entry point's `except (RuntimeError, MemoryError) as e`: one line
-    (what ran out, the flags in `lower`, the last checkpoint) and exit code 1 if `e` is
-    running out of memory; any other error is raised again."""
+def out_of_memory_exit(prog: str, e: BaseException, advice: str) -> int:
+    """For an entry point's `except (RuntimeError, MemoryError) as e`: if `e` is running out
+    of memory, one line, "PROG: error: out of ... memory (...); ADVICE", and exit code 1;
+    any other error is raised again."""
     oom = out_of_memory(e)
     if oom is None:
         raise e
-    print(f"{prog}: error: {oom}; lower {lower}{resume_hint(trainer)}", file=sys.stderr)
+    print(f"{prog}: error: {oom}; {advice}", file=sys.stderr)
     return 1
 
 
