@@ -179,7 +179,7 @@ class TrainConfig:
         need(self.format_weight > 0 or self.accuracy_weight > 0, "accuracy_weight",
              "must be > 0 when format_weight is 0 (with both 0 every reward is 0 and nothing "
              "trains)")  # fmt: skip
-        need(0 <= self.seed < 2**32, "seed", "must be in 0 .. 2**32 - 1")
+        need(0 <= self.seed < 2**32, "seed", f"must be in {SEED_RANGE}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device",
              "must be auto, cpu, cuda or cuda:N")  # fmt: skip
         need(self.dtype != "float16", "dtype",
@@ -259,6 +259,21 @@ class TrainConfig:
             if source is None or e.key in set(flag_keys):
                 raise
             raise ConfigError(e.key, e.problem, source) from None
+
+
+SEED_RANGE = "0 .. 2**32 - 1"  # every --seed (numpy's generators take 32 bits)
+MAX_THREADS = 4096  # torch overflows at 2**31; far more than any machine has
+
+
+def check_seed_and_threads(seed: int, threads: int) -> None:
+    """ValueError naming the flag unless --seed is in SEED_RANGE and --threads in
+    0 .. MAX_THREADS: for the commands with plain argparse flags (rejection, verifiers);
+    TrainConfig and SFTConfig check their own fields."""
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be in {SEED_RANGE}, got {seed}")
+    if not 0 <= threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in 0 .. {MAX_THREADS} (0 = torch's default), "
+                         f"got {threads}")  # fmt: skip
 
 
 class ConfigError(ValueError):

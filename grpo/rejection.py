@@ -120,10 +120,6 @@ def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-SEED_RANGE = "0 .. 2**32 - 1"  # as train_zero.py's --seed (grpo/config.py)
-MAX_THREADS = 4096  # torch overflows at 2**31; far more than any machine has
-
-
 class WriteFailed(Exception):
     """--out could not be written after the sampling (a full disk, say): one line, exit 1."""
 
@@ -157,21 +153,19 @@ def check_out_file(out: str, flag: str = "--out") -> Path:
 def check_args(ns: argparse.Namespace) -> None:
     """Every flag, the task's options and --out, before anything is loaded; ValueError
     names the flag."""
+    from grpo.config import check_seed_and_threads
+
     for name, low in (("questions", 1), ("k", 1), ("keep", 0), ("start", 0),
-                      ("max_new_tokens", 1), ("threads", 0)):  # fmt: skip
+                      ("max_new_tokens", 1)):  # fmt: skip
         if getattr(ns, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, "
                              f"got {getattr(ns, name)}")  # fmt: skip
-    if ns.threads > MAX_THREADS:
-        raise ValueError(f"--threads must be in 0 .. {MAX_THREADS} (0 = torch's default), "
-                         f"got {ns.threads}")  # fmt: skip
     if not math.isfinite(ns.temperature):
         raise ValueError(f"--temperature must be finite, got {ns.temperature}")
     if not ns.temperature > 0:
         raise ValueError("--temperature must be > 0 (k samples of a greedy model are one "
                          "sample)")  # fmt: skip
-    if not 0 <= ns.seed < 2**32:
-        raise ValueError(f"--seed must be in {SEED_RANGE}, got {ns.seed}")
+    check_seed_and_threads(ns.seed, ns.threads)
     if ns.task == "jsonl" and not ns.task_path:
         raise ValueError("--task jsonl needs --task-path FILE")
     if ns.task != "jsonl" and ns.task_path:
@@ -180,7 +174,7 @@ def check_args(ns: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.config import OneLineErrorParser
+    from grpo.config import SEED_RANGE, OneLineErrorParser
     from grpo.config import _bool as parse_bool
 
     prog = "python -m grpo.rejection"

@@ -42,7 +42,7 @@ def _refused(argv, capsys) -> str:
         (["--seed", "-1"], "--seed must be in 0 .. 2**32 - 1, got -1"),
         (["--seed", str(2**32)], "--seed must be in 0 .. 2**32 - 1"),
         (["--seed", "99999999999999999999"], "--seed must be in 0 .. 2**32 - 1"),
-        (["--threads", "-1"], "--threads must be >= 0"),
+        (["--threads", "-1"], "--threads must be in 0 .. 4096 (0 = torch's default), got -1"),
         (["--task-path", "q.jsonl"], "--task-path is only for --task jsonl (the task is addition)"),
         (["--task", "countdown", "--task-path", "q.jsonl"],
          "--task-path is only for --task jsonl (the task is countdown)"),

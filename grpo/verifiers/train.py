@@ -44,9 +44,7 @@ import torch
 
 STEP_DELIMITERS = {"addition": (", ",)}  # tasks whose steps a PRM can be trained on
 # (grpo.verifiers.labels.EXACT_STEP_CHECKS: the tasks whose steps a rule can also check)
-SEED_RANGE = "0 .. 2**32 - 1"  # as train_zero.py's --seed (grpo/config.py)
 MAX_LR = 1.0
-MAX_THREADS = 4096  # torch overflows at 2**31; far more than any machine has
 
 
 class TrainingDiverged(Exception):
@@ -58,7 +56,7 @@ class WriteFailed(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grpo.config import OneLineErrorParser
+    from grpo.config import SEED_RANGE, OneLineErrorParser
 
     p = OneLineErrorParser(prog="python -m grpo.verifiers train",
                            description=__doc__.split("\n\n")[0])  # fmt: skip
@@ -88,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(a: argparse.Namespace) -> None:
     """Every flag, the task's options, --policy and --out, before anything is loaded or
     sampled; ValueError (FileNotFoundError, FileExistsError) names the flag."""
+    from grpo.config import check_seed_and_threads
     from grpo.tasks import available_tasks
     from grpo.templates import TEMPLATES
 
@@ -100,11 +99,7 @@ def check_args(a: argparse.Namespace) -> None:
     if a.lr > MAX_LR:  # torch's AdamW overflows near 1e38; far below that, weights blow up
         raise ValueError(f"--lr must be at most {MAX_LR} (AdamW moves each weight by about lr "
                          f"per step), got {a.lr}")  # fmt: skip
-    if not 0 <= a.seed < 2**32:
-        raise ValueError(f"--seed must be in {SEED_RANGE}, got {a.seed}")
-    if not 0 <= a.threads <= MAX_THREADS:
-        raise ValueError(f"--threads must be in 0 .. {MAX_THREADS} (0 = torch's default), "
-                         f"got {a.threads}")  # fmt: skip
+    check_seed_and_threads(a.seed, a.threads)
     if a.task not in available_tasks():
         raise ValueError(f"--task must be one of {', '.join(available_tasks())}, got {a.task!r}")
     if a.task == "jsonl" and not a.task_path:
