@@ -150,13 +150,13 @@ def test_build_configs_check_their_own_numbers(config):
         (["inspect", "--base", "{tmp}/empty"], "missing model config"),
         (["inspect", "--base", "{tmp}/gpt2"], "model_type 'gpt2'"),
         (["inspect", "--json", "{tmp}/empty"], "is a folder"),
-        (["inspect", "--json", "{tmp}/file/report.json"], "is not a folder"),
+        (["inspect", "--json", "{tmp}/file/report.json"], "is a file, not a folder"),
         (["build", "--set", "nope=1"], "expected KEY=VALUE, KEY one of seed,"),
         (["build", "--set", "steps"], "expected KEY=VALUE"),
         (["build", "--set", "steps=abc"], "invalid literal for int()"),
         (["build", "--device", "gpu"], "--device 'gpu': expected cpu, cuda, cuda:N or auto"),
         (["build", "--out", "{tmp}/file"], "exists and is not a folder"),
-        (["build", "--out", "{tmp}/file/base"], "is not a folder"),
+        (["build", "--out", "{tmp}/file/base"], "is a file, not a folder"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(argv, message, dirs, no_work, tmp_path, capsys):

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from grpo.bases.inspect import format_report, inspect_base, inspect_problem
 from grpo.bases.pretrain import AnyConfig, resolve_device
 from grpo.config import OneLineErrorParser
 from grpo.report import refused
+from grpo.runfolder import nearest_folder_problem
 from model.checkpoint import CheckpointError
 from model.config import ModelConfig
 from model.tokenizer import Tokenizer
@@ -144,8 +143,10 @@ def _override(config: AnyConfig, assignment: str) -> AnyConfig:
 def _unwritable(path: Path, folder: bool) -> str | None:
     """Why `path` cannot be written as a folder (or a file), or None. Leaves nothing behind.
 
-    Permission bits say nothing to root, and nothing of /proc or a read-only
-    mount: so a probe is made (and removed) in the nearest folder that exists.
+    An existing file is opened for appending (nothing is appended); for anything
+    to be created, grpo.runfolder.nearest_folder_problem probes the nearest folder
+    that exists (permission bits say nothing to root, nor of /proc or a read-only
+    mount).
     """
     path = path.absolute()
     if folder and path.exists() and not path.is_dir():
@@ -161,19 +162,7 @@ def _unwritable(path: Path, folder: bool) -> str | None:
         except OSError as e:
             return f"is not writable ({e.strerror or e})"
         return None
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{parent} is not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable"
-    try:
-        probe = tempfile.mkdtemp(prefix=".grpo-demo-probe-", dir=parent)
-    except OSError as e:
-        return f"nothing can be created in {parent} ({e.strerror or e})"
-    os.rmdir(probe)
-    return None
+    return nearest_folder_problem(path)  # to be created: probe the folder it would go in
 
 
 def _not_a_base(path: Path) -> str | None:
