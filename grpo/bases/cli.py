@@ -162,7 +162,8 @@ def _unwritable(path: Path, folder: bool) -> str | None:
         except OSError as e:
             return f"is not writable ({e.strerror or e})"
         return None
-    return nearest_folder_problem(path)  # to be created: probe the folder it would go in
+    problem = nearest_folder_problem(path)  # to be created: probe the folder it would go in
+    return f"cannot create it ({problem})" if problem else None
 
 
 def _not_a_base(path: Path) -> str | None:
