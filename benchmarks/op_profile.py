@@ -79,9 +79,9 @@ def summarise(events, wall: float, peak: float, top: int) -> list[str]:
         group = [e for e in rows if kind(e.key) == k]
         t = sum(e.self_cpu_time_total for e in group)
         calls = sum(e.count for e in group)
-        line = f"  {k:<10} {t / 1e6:7.3f} s {t / total:6.1%} of op time, {calls} calls"
         if not calls:
             continue
+        line = f"  {k:<10} {t / 1e6:7.3f} s {t / total:6.1%} of op time, {calls} calls"
         flops = sum(e.flops or 0 for e in group)
         if k in ("matmul", "bmm") and flops and t:
             rate = flops / (t * 1e3)
