@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from grpo.config import OneLineErrorParser
-from grpo.runfolder import nearest_folder_problem
+from grpo.experiment import check_writable
 
 RUNS = [
     ("grpo", ["--aggregation", "grpo"], "grpo: seq-mean (original GRPO)"),
@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     figure = Path(args.figure)
     if not args.figure.strip() or figure.is_dir() or figure.suffix.lower() != ".png":
         ap.error(f"--figure {args.figure!r}: give a .png file to write")
-    problem = nearest_folder_problem(figure)  # drawn after three runs: find out now
-    if problem:
-        ap.error(f"--figure {args.figure}: cannot write there ({problem})")
+    try:
+        check_writable("--figure", figure)  # drawn after three runs: find out now
+    except ValueError as e:
+        ap.error(str(e))
     import train_zero
 
     dirs, labels = [], []
