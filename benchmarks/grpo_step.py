@@ -173,9 +173,10 @@ def sync(device: str) -> None:
 
 
 def hf_tokenizer(ckpt: str):
-    from transformers import PreTrainedTokenizerFast
-
+    from grpo.imports import import_transformers
     from model import Tokenizer
+
+    PreTrainedTokenizerFast = import_transformers().PreTrainedTokenizerFast
 
     ours = Tokenizer.from_dir(ckpt)
     eos, pad = ours.tok.id_to_token(ours.eos_id), ours.tok.id_to_token(ours.pad_id)
@@ -188,10 +189,11 @@ def hf_tokenizer(ckpt: str):
 def build_checkpoint(path: Path) -> int:
     """Random-weight Qwen2 of the demo base's shape, with the demo base's tokenizer."""
     import torch
-    import transformers as tf
 
+    from grpo.imports import import_transformers
     from model import Tokenizer
 
+    tf = import_transformers()
     tok = Tokenizer.from_dir(TOKENIZER_DIR)
     cfg = tf.Qwen2Config(**QWEN2_SHAPE, vocab_size=tok.vocab_size, eos_token_id=tok.eos_id,
                          pad_token_id=tok.pad_id, bos_token_id=None)  # fmt: skip
@@ -346,6 +348,9 @@ def run_trl(args: argparse.Namespace) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
+    from grpo.imports import import_transformers
+
+    import_transformers()  # before TRL or the model code import it: see grpo/imports.py
     result = run_ours(args) if args.worker == "ours" else run_trl(args)
     Path(args.result).write_text(json.dumps(result))
 
@@ -406,8 +411,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(args)
         return
+    from grpo.imports import UnsupportedTransformersError, import_transformers
+
     try:
+        import_transformers()  # TRL imports it: see grpo/imports.py
         import trl  # noqa: F401  (only this benchmark needs it; never a runtime dependency)
+    except UnsupportedTransformersError as e:
+        print(f"grpo_step.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ImportError:
         print(MISSING_TRL, file=sys.stderr)
         raise SystemExit(2) from None

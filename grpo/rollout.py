@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -26,12 +25,6 @@ from torch import Tensor
 import kernels
 from model import Tokenizer, Transformer, generate
 from model.generate import left_pad, shared_prefix_len
-
-if Path(kernels.__file__).resolve().parent.parent != Path(__file__).resolve().parent.parent:
-    raise ImportError(
-        f"`kernels` resolved to {kernels.__file__}, not this repository's kernels/ package "
-        "(PyPI has an unrelated package of that name). Run from the repository root."
-    )
 
 
 @dataclass

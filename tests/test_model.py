@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from grpo.imports import import_transformers
 from model import (
     CheckpointError,
     KVCache,
@@ -61,7 +62,7 @@ def test_config_fields_read_from_hf(hf_and_ours):
 
 
 def test_save_ours_load_in_transformers(hf_and_ours, tmp_path):
-    import transformers as tf
+    tf = import_transformers()
 
     kind, _, ours, _ = hf_and_ours
     save_pretrained(ours, tmp_path)
@@ -89,7 +90,7 @@ def test_sharded_checkpoint_written_by_transformers(tmp_path):
 
 
 def test_our_sharded_save_loads_in_transformers(tmp_path):
-    import transformers as tf
+    tf = import_transformers()
 
     ours = Transformer(PRESETS["tiny"].with_(vocab_size=VOCAB)).init_weights(seed=1)
     save_pretrained(ours, tmp_path, max_shard_bytes=100_000)

@@ -41,8 +41,9 @@ def test_save_and_load(tok, tmp_path):
 
 
 def test_transformers_reads_our_tokenizer(tok, tmp_path):
-    from transformers import AutoTokenizer
+    from grpo.imports import import_transformers
 
+    AutoTokenizer = import_transformers().AutoTokenizer
     tok.save(tmp_path)
     theirs = AutoTokenizer.from_pretrained(tmp_path)
     assert theirs.encode(TEXTS[3], add_special_tokens=False) == tok.encode(TEXTS[3])
