@@ -113,22 +113,12 @@ def check_kernels() -> None:
         _raise(ForeignKernelsError(problem))
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("."):
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
-            break
-        parts.append(int(digits))
-        if not piece.isdigit():  # "0rc1", "0.dev0": stop at the pre-release
-            break
-    return tuple(parts)
-
-
 def transformers_problem(version: str) -> str | None:
     """One line if `version` is outside TRANSFORMERS_RANGE, else None."""
+    from packaging.version import Version  # a dependency of transformers
+
     low, high = TRANSFORMERS_RANGE
-    if _version_tuple(low) <= _version_tuple(version) <= _version_tuple(high):
+    if Version(low) <= Version(version) <= Version(high):
         return None
     return (
         f"transformers {version} is not a version this project is tested with "
