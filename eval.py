@@ -17,8 +17,8 @@ checkpoint, else in runs/eval/).
 
 With --strategy (majority, best_of_n, weighted_best_of_n, beam, mcts), each
 question is searched against --verifier (rule, or a folder from
-`python -m grpo.verifiers train`), and the JSON records the accuracy and the
-policy and verifier tokens per question (grpo/strategies.py):
+`python -m grpo.search.verifiers train`), and the JSON records the accuracy and the
+policy and verifier tokens per question (grpo/search/strategies.py):
 
     python eval.py --model demo --n 100 --strategy beam --beam-width 4 --expand 4
 
@@ -32,9 +32,9 @@ from __future__ import annotations
 import os
 import sys
 
-from grpo.cpu_env import set_cpu_env
+from grpo.run.cpu_env import set_cpu_env
 
-set_cpu_env()  # before torch loads: see grpo/cpu_env.py
+set_cpu_env()  # before torch loads: see grpo/run/cpu_env.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -45,7 +45,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from grpo.config import COUNTDOWN_OPTIONS, task_defaults  # noqa: E402
+from grpo.run.config import COUNTDOWN_OPTIONS, task_defaults  # noqa: E402
 
 DEFAULT_MAX_NEW_TOKENS = 96
 FEW_QUESTIONS = 50  # below this, one question moves accuracy by 2 points or more: warn
@@ -96,9 +96,9 @@ def _one_of(names: list[str]):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grpo.config import OneLineErrorParser
+    from grpo.run.config import OneLineErrorParser
     from grpo.tasks import available_tasks
-    from grpo.templates import TEMPLATES
+    from grpo.tasks.templates import TEMPLATES
 
     STRATEGIES = ("greedy", "sample", "majority", "best_of_n", "weighted_best_of_n", "beam",
                   "mcts")
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json",
                     help="where to write the results (default: in the run folder for a run's "
                          "checkpoint, else in runs/eval/)")  # fmt: skip
-    # Search against verifiers (grpo/strategies.py), one question at a time.
+    # Search against verifiers (grpo/search/strategies.py), one question at a time.
     ap.add_argument("--strategy", type=_one_of(list(STRATEGIES)), default=None,
                     help="search per question: greedy, sample (one completion), majority, "
                          "best_of_n, weighted_best_of_n (over --samples samples), beam "
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "plain sampling, as above")
     ap.add_argument("--verifier", default="rule",
                     help="scores for --strategy: rule (the task's reward, an oracle) or a "
-                         "folder from python -m grpo.verifiers train (default: rule)")
+                         "folder from python -m grpo.search.verifiers train (default: rule)")
     ap.add_argument("--beam-width", type=pos_int, default=4, help="beams kept (default: 4)")
     ap.add_argument("--expand", type=pos_int, default=4,
                     help="sampled next steps per beam or tree node (default: 4)")
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
+    from grpo.run.progress import line_buffered_output
 
     line_buffered_output()
     ap = build_parser()
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("eval.py: interrupted; nothing was written", file=sys.stderr)
         return 130
     except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
-        from grpo.report import out_of_memory_exit
+        from grpo.run.report import out_of_memory_exit
 
         return out_of_memory_exit("eval.py", e, "lower --batch-size, --samples or "
                                   "--max-new-tokens; nothing was written")  # fmt: skip
@@ -314,11 +314,11 @@ def resolve_settings(
 def run(args) -> int:
     import torch
 
-    from grpo.checkpoint import resolve_model_path
-    from grpo.context import split_by_context
     from grpo.evaluate import evaluate
-    from grpo.policy import pick_device
-    from grpo.progress import Progress
+    from grpo.run.checkpoint import resolve_model_path
+    from grpo.run.context import split_by_context
+    from grpo.run.policy import pick_device
+    from grpo.run.progress import Progress
     from grpo.tasks import get_task
     from model import ModelConfig, Tokenizer, load_pretrained
     from model.checkpoint import write_json_atomic
@@ -444,7 +444,7 @@ def run(args) -> int:
 
 # ----------------------------------------------------------------------------- strategies
 def verifier_name(args) -> str:
-    from grpo.strategies import UNSCORED
+    from grpo.search.strategies import UNSCORED
 
     if args.strategy in UNSCORED:
         return "none"
@@ -453,8 +453,8 @@ def verifier_name(args) -> str:
 
 def check_strategy(args, task_name: str) -> None:
     """--strategy and --verifier, before the model is loaded."""
-    from grpo.strategies import UNSCORED
-    from grpo.verifiers.train import STEP_DELIMITERS
+    from grpo.search.strategies import UNSCORED
+    from grpo.search.verifiers.train import STEP_DELIMITERS
 
     if not args.strategy:
         return
@@ -464,14 +464,14 @@ def check_strategy(args, task_name: str) -> None:
     if (args.strategy not in UNSCORED and args.verifier != "rule"
             and not (Path(args.verifier) / "verifier.json").is_file()):  # fmt: skip
         raise ValueError(f"--verifier {args.verifier}: not rule, and not a folder written by "
-                         "python -m grpo.verifiers train (no verifier.json)")  # fmt: skip
+                         "python -m grpo.search.verifiers train (no verifier.json)")  # fmt: skip
 
 
 def run_strategies(args, model, tok, task, examples, path, out, note) -> int:
     """One strategy on every question; accuracy and compute per question, to JSON."""
-    from grpo.progress import Progress
-    from grpo.strategies import UNSCORED, run_strategy_batched
-    from grpo.verifiers.train import STEP_DELIMITERS, load_verifier
+    from grpo.run.progress import Progress
+    from grpo.search.strategies import UNSCORED, run_strategy_batched
+    from grpo.search.verifiers.train import STEP_DELIMITERS, load_verifier
     from model.checkpoint import write_json_atomic
 
     verifier, kind = None, "rule"

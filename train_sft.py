@@ -2,10 +2,10 @@
 
     python train_sft.py --data sft.jsonl --model demo --out runs/sft
     python train_sft.py --out runs/sft --resume           # continue a run exactly
-    python -m grpo.rejection --model runs/zero --out sft.jsonl   # data from a model's own
-                                                                   # correct samples
+    python -m grpo.experiments.rejection --model runs/zero --out sft.jsonl  # data from a model's
+                                                                  # own correct samples
 
-Every setting is a flag (see --help), defined once in grpo/sft/config.py. The
+Every setting is a flag (see --help), defined once in grpo/experiments/sft/config.py. The
 run folder gets sft_config.json, metrics.jsonl, samples.jsonl and
 checkpoints/ (Hugging Face layout: train_zero.py --model RUN_DIR starts from
 it). Ctrl-C or SIGTERM stops at a consistent point and checkpoints it (exit
@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import sys
 
-from grpo.cpu_env import set_cpu_env
+from grpo.run.cpu_env import set_cpu_env
 
-set_cpu_env()  # before torch loads: see grpo/cpu_env.py
+set_cpu_env()  # before torch loads: see grpo/run/cpu_env.py
 
-from grpo.config import OneLineErrorParser, add_config_flags  # noqa: E402
+from grpo.run.config import OneLineErrorParser, add_config_flags  # noqa: E402
 
 PROG = "train_sft.py"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
-    from grpo.report import REFUSED, refused
-    from grpo.sft.config import SFTConfig
+    from grpo.experiments.sft.config import SFTConfig
+    from grpo.run.progress import line_buffered_output
+    from grpo.run.report import REFUSED, refused
 
     line_buffered_output()
     ap = OneLineErrorParser(prog=PROG, description=__doc__.split("\n")[0])
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = SFTConfig.from_dict(given)
     except (ValueError, FileNotFoundError) as e:
         return refused(PROG, e)
-    from grpo.runfolder import RunInUse
-    from grpo.sft.trainer import SFTDiverged, SFTTrainer
-    from grpo.stopping import TrainingInterrupted
+    from grpo.experiments.sft.trainer import SFTDiverged, SFTTrainer
+    from grpo.run.runfolder import RunInUse
+    from grpo.run.stopping import TrainingInterrupted
     from model.checkpoint import CheckpointError, CheckpointWriteError
 
     trainer = None
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
-        from grpo.report import out_of_memory_exit, resume_hint
+        from grpo.run.report import out_of_memory_exit, resume_hint
 
         return out_of_memory_exit(PROG, e, "lower --micro-batch-size, --eval-batch-size or "
                                   f"--max-len{resume_hint(trainer)}")  # fmt: skip
@@ -81,8 +81,8 @@ def _resumed_config(given: dict):
     import json
     from pathlib import Path
 
-    from grpo.sft.config import SFTConfig
-    from grpo.sft.trainer import CONFIG_FILE
+    from grpo.experiments.sft.config import SFTConfig
+    from grpo.experiments.sft.trainer import CONFIG_FILE
 
     saved = Path(given["out"]) / CONFIG_FILE
     if not saved.is_file():

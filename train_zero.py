@@ -6,7 +6,7 @@
     python train_zero.py --out runs/x --resume            # continue a run exactly
 
 Every hyperparameter is a flag (see --help); they are defined once, in
-grpo/config.py. The run folder gets metrics.jsonl, samples.jsonl,
+grpo/run/config.py. The run folder gets metrics.jsonl, samples.jsonl,
 checkpoints/ and plots/. Ctrl-C or SIGTERM stops at a consistent point and
 checkpoints it (exit 130 or 143); --resume continues from there.
 """
@@ -16,15 +16,15 @@ from __future__ import annotations
 import signal
 import sys
 
-from grpo.cpu_env import set_cpu_env
+from grpo.run.cpu_env import set_cpu_env
 
-set_cpu_env()  # before torch loads: see grpo/cpu_env.py
+set_cpu_env()  # before torch loads: see grpo/run/cpu_env.py
 
-from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
+from grpo.run.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
+    from grpo.run.progress import line_buffered_output
 
     line_buffered_output()
     ap = OneLineErrorParser(
@@ -66,14 +66,15 @@ def _run(ap, ns) -> int:
             cfg = _resumed_config(ns)
         else:
             cfg, _ = config_from_args(ns, ns.config)
-        from grpo.runfolder import RunInUse
+        from grpo.run.runfolder import RunInUse
         from grpo.trainer import Trainer, TrainingDiverged, TrainingInterrupted
         from model.checkpoint import CheckpointError, CheckpointWriteError
     except _REFUSED as e:
         return _refused(e)
     try:
-        # torchrun (WORLD_SIZE > 1): one process per device, data parallel (grpo/distributed.py).
-        from grpo.distributed import init_from_env
+        # torchrun (WORLD_SIZE > 1): one process per device, data parallel
+        # (grpo/parallel/distributed.py).
+        from grpo.parallel.distributed import init_from_env
 
         dist = init_from_env()
     except (RuntimeError, ValueError, KeyError) as e:
@@ -102,7 +103,7 @@ def _run(ap, ns) -> int:
         print(f"train_zero.py: error: {e}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as e:  # out of memory: one line; anything else raises
-        from grpo.report import out_of_memory_exit, resume_hint
+        from grpo.run.report import out_of_memory_exit, resume_hint
 
         return out_of_memory_exit("train_zero.py", e, "lower --micro-batch-size, "
                                   "--eval-batch-size, --group-size or --max-new-tokens, or add "
@@ -114,7 +115,7 @@ def _run(ap, ns) -> int:
 
 def _refused(e: BaseException) -> int:
     """Print one line for `e` (one of _REFUSED); return the exit code."""
-    from grpo.report import REFUSED, refused
+    from grpo.run.report import REFUSED, refused
 
     if isinstance(e, REFUSED):
         return refused("train_zero.py", e)
@@ -129,7 +130,7 @@ def _resumed_config(ns):
     import json
     from pathlib import Path
 
-    from grpo.config import TrainConfig, given_flags, read_config_file
+    from grpo.run.config import TrainConfig, given_flags, read_config_file
 
     saved_file = Path(ns.out) / "train_config.json"
     if not saved_file.is_file():

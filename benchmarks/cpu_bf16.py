@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.run.cpu_env import set_cpu_env  # noqa: E402
 
 set_cpu_env()
 

@@ -62,9 +62,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = ap.parse_args()
 
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
 
-    tf = import_transformers()  # beside our kernels/: see grpo/imports.py
+    tf = import_transformers()  # beside our kernels/: see grpo/run/imports.py
 
     if args.threads:
         torch.set_num_threads(args.threads)

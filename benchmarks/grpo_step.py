@@ -103,7 +103,7 @@ MISSING_TRL = 'TRL is not installed: pip install -e ".[bench]"'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from grpo.config import OneLineErrorParser
+    from grpo.run.config import OneLineErrorParser
 
     ap = OneLineErrorParser(
         prog="grpo_step.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -144,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------- shared helpers
 def register_template() -> None:
     """The short row's template: the bare question (a benchmark-only registry entry)."""
-    from grpo.templates import TEMPLATES, Template
+    from grpo.tasks.templates import TEMPLATES, Template
 
     TEMPLATES.setdefault("bench_bare", Template("{question}", ""))
 
@@ -160,7 +160,7 @@ def make_task(row: str):
 def step_examples(task, n_steps: int) -> list[list[dict]]:
     """The questions of each step: our trainer's train stream, in order (none is skipped:
     every prompt fits the 1024-position context beside 64 new tokens)."""
-    from grpo.context import rl_example
+    from grpo.run.context import rl_example
 
     return [[rl_example(task, s * PROMPTS + i) for i in range(PROMPTS)] for s in range(n_steps)]
 
@@ -173,7 +173,7 @@ def sync(device: str) -> None:
 
 
 def hf_tokenizer(ckpt: str):
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
     from model import Tokenizer
 
     PreTrainedTokenizerFast = import_transformers().PreTrainedTokenizerFast
@@ -190,7 +190,7 @@ def build_checkpoint(path: Path) -> int:
     """Random-weight Qwen2 of the demo base's shape, with the demo base's tokenizer."""
     import torch
 
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
     from model import Tokenizer
 
     tf = import_transformers()
@@ -211,7 +211,7 @@ def build_checkpoint(path: Path) -> int:
 def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
-    from grpo.config import TrainConfig
+    from grpo.run.config import TrainConfig
     from grpo.trainer import Trainer
 
     register_template()
@@ -348,9 +348,9 @@ def run_trl(args: argparse.Namespace) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
 
-    import_transformers()  # before TRL or the model code import it: see grpo/imports.py
+    import_transformers()  # before TRL or the model code import it: see grpo/run/imports.py
     result = run_ours(args) if args.worker == "ours" else run_trl(args)
     Path(args.result).write_text(json.dumps(result))
 
@@ -411,10 +411,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(args)
         return
-    from grpo.imports import UnsupportedTransformersError, import_transformers
+    from grpo.run.imports import UnsupportedTransformersError, import_transformers
 
     try:
-        import_transformers()  # TRL imports it: see grpo/imports.py
+        import_transformers()  # TRL imports it: see grpo/run/imports.py
         import trl  # noqa: F401  (only this benchmark needs it; never a runtime dependency)
     except UnsupportedTransformersError as e:
         print(f"grpo_step.py: error: {e}", file=sys.stderr)

@@ -101,9 +101,9 @@ def build(variant: str, hidden, weight, targets, g_lp, g_ent) -> Callable[[], tu
             _compiled_naive = torch.compile(naive_logprobs_and_entropy)
         return backward_of(_compiled_naive)
     if variant == "liger":
-        from grpo.imports import import_transformers
+        from grpo.run.imports import import_transformers
 
-        import_transformers()  # Liger imports it: see grpo/imports.py
+        import_transformers()  # Liger imports it: see grpo/run/imports.py
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
         loss_fn = LigerFusedLinearCrossEntropyLoss(reduction="sum")

@@ -8,7 +8,7 @@ when torch loads), first with the machine idle, then while one busy process
 (`while True: pass`) competes for a core, as on a laptop doing other work:
 
 - `OMP_WAIT_POLICY=PASSIVE`: a worker sleeps as soon as it is idle;
-- `GOMP_SPINCOUNT=1000`: it spins briefly, then sleeps (what grpo/cpu_env.py
+- `GOMP_SPINCOUNT=1000`: it spins briefly, then sleeps (what grpo/run/cpu_env.py
   sets on Linux);
 - neither: GNU OpenMP's default, 300,000 spins.
 

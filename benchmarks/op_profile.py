@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grpo.cpu_env import set_cpu_env  # noqa: E402
+from grpo.run.cpu_env import set_cpu_env  # noqa: E402
 
 set_cpu_env()  # before torch loads, as train_zero.py does
 
@@ -47,7 +47,7 @@ import torch  # noqa: E402
 from demo_profile import matmul_peak  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from grpo.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
+from grpo.run.config import OneLineErrorParser, add_config_flags, config_from_args  # noqa: E402
 
 GROUPS = ("matmul", "bmm", "attention", "rest")
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--{mine[0].replace('_', '-')} is set by op_profile.py itself (a temporary run "
                  "folder, --warmup + 1 steps, no evaluation, checkpoints or plots)")  # fmt: skip
     import grpo.trainer as trainer_module
-    from grpo.report import REFUSED, refused
+    from grpo.run.report import REFUSED, refused
     from grpo.trainer import Trainer
     from model.checkpoint import CheckpointError
 

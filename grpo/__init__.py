@@ -1,5 +1,5 @@
 """GRPO for R1-Zero: tasks, rewards, rollouts, advantages, losses, the trainer and evaluation."""
 
-from grpo.imports import check_kernels
+from grpo.run.imports import check_kernels
 
-check_kernels()  # `import kernels` must give this project's package (see grpo/imports.py)
+check_kernels()  # `import kernels` must give this project's package (see grpo/run/imports.py)

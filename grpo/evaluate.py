@@ -21,7 +21,7 @@ the number of questions finished so far, as a float estimate within a
 generation batch (questions before the batch + batch size x decode steps /
 max_new_tokens) and exact at the end of each batch. It never decreases
 (a batch that stops early jumps to its end), and the last call is
-progress(total, total). The caller throttles what it prints (grpo.progress).
+progress(total, total). The caller throttles what it prints (grpo.run.progress).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from math import comb
 
 import torch
 
-from grpo.search_metrics import behaviour_means
+from grpo.tasks.search_metrics import behaviour_means
 from model import Tokenizer, Transformer, generate
 from model.flops import rollout_flops
 

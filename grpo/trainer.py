@@ -30,17 +30,17 @@ the run at a consistent point and checkpoints it: a rollout or an evaluation
 in progress is abandoned (nothing of it was applied; it is redone on resume),
 optimizer updates finish their step first. `train()` then raises
 `TrainingInterrupted`. A second signal stops at once, without saving. The
-mechanism is in grpo/stopping.py; the trainer decides what to save.
+mechanism is in grpo/run/stopping.py; the trainer decides what to save.
 
 Data parallel (`torchrun`): every process runs this loop on the whole step;
-each samples and back-propagates its share of the groups (grpo/distributed.py);
-with --fsdp the gradients and AdamW state are sharded (grpo/fsdp.py).
+each samples and back-propagates its share of the groups (grpo/parallel/distributed.py);
+with --fsdp the gradients and AdamW state are sharded (grpo/parallel/fsdp.py).
 
 The update itself (steps 4-5) is in grpo/update.py.
 
-Around the loop: grpo/policy.py builds the device, task and model, grpo/context.py
-checks prompt lengths against the context, grpo/runfolder.py locks the run folder
-and writes its JSON lines, grpo/report.py words the console lines.
+Around the loop: grpo/run/policy.py builds the device, task and model, grpo/run/context.py
+checks prompt lengths against the context, grpo/run/runfolder.py locks the run folder
+and writes its JSON lines, grpo/run/report.py words the console lines.
 """
 
 from __future__ import annotations
@@ -57,27 +57,27 @@ from typing import Any
 import torch
 
 from grpo.advantages import group_advantages
-from grpo.checkpoint import (
+from grpo.evaluate import evaluate, summarise
+from grpo.loss import LossConfig
+from grpo.parallel.distributed import Dist
+from grpo.parallel.fsdp import Sharding
+from grpo.rollout import Rollout, pack, rollout
+from grpo.run.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from grpo.config import TrainConfig, lr_at
-from grpo.context import check_train_set, draw_examples, heldout_that_fits
-from grpo.distributed import Dist
-from grpo.evaluate import evaluate, summarise
-from grpo.fsdp import Sharding
-from grpo.loss import LossConfig
-from grpo.policy import load_policy, pick_device, task_from_config
-from grpo.progress import Progress
-from grpo.readability import add_readability_reward
-from grpo.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
-from grpo.rollout import Rollout, pack, rollout
-from grpo.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
-from grpo.search_metrics import behaviour_means
-from grpo.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
+from grpo.run.config import TrainConfig, lr_at
+from grpo.run.context import check_train_set, draw_examples, heldout_that_fits
+from grpo.run.policy import load_policy, pick_device, task_from_config
+from grpo.run.progress import Progress
+from grpo.run.report import eval_line, plot_run, say, start_lines, step_line, summary_lines
+from grpo.run.runfolder import JsonlWriter, RunLock, check_run_dir, remove_stale_tmp
+from grpo.run.stopping import Abandon, StopNow, StopRequests, TrainingInterrupted
+from grpo.tasks.readability import add_readability_reward
+from grpo.tasks.search_metrics import behaviour_means
 from grpo.update import TrainingDiverged, Update
 from model import Tokenizer
 from model.checkpoint import load_state_dict, write_json_atomic
@@ -96,7 +96,7 @@ RESUME_SAFE_KEYS = {
 class Trainer(Update):
     def __init__(self, cfg: TrainConfig, resume: bool = False, log=say, dist: Dist | None = None,
                  ) -> None:  # fmt: skip
-        # Data parallel (grpo/distributed.py): every rank runs this; rank 0 alone writes
+        # Data parallel (grpo/parallel/distributed.py): every rank runs this; rank 0 alone writes
         # the run folder and prints.
         self.dist = dist or Dist()
         self.cfg, self.log = cfg, log if self.dist.main else (lambda *a, **k: None)
@@ -183,7 +183,7 @@ class Trainer(Update):
         self.schedule_steps = cfg.steps
         self._saved_step: int | None = None  # the step of the newest checkpoint this state is in
         self._step_seconds: list[float] = []  # durations of training steps (for the ETA)
-        # SIGINT/SIGTERM while train() runs (grpo/stopping.py); rank 0 alone says so.
+        # SIGINT/SIGTERM while train() runs (grpo/run/stopping.py); rank 0 alone says so.
         self.stops = StopRequests(quiet=not self.dist.main)
         if self.dist.active:
             self.stops.command = (f"torchrun --standalone --nproc_per_node={self.dist.world} "
@@ -296,7 +296,8 @@ class Trainer(Update):
             self.model.train()
         if self.dist.active:  # every rank gets the whole step's rollout
             ro = Rollout.concat(self.dist.gather(ro))
-        if cfg.readability_weight:  # R1's consistency reward in miniature (grpo/readability.py)
+        # R1's consistency reward in miniature (grpo/tasks/readability.py)
+        if cfg.readability_weight:
             add_readability_reward(ro, self.task, cfg.readability_weight)
         G = cfg.group_size
         self._rows = range(share.start * G, share.stop * G) if self.dist.active else None

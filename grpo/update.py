@@ -8,7 +8,7 @@ then mu epochs over shuffled mini-batches, each one AdamW step accumulated over
 micro-batches (grpo/microbatch.py). The loss weights are computed once per
 mini-batch, so the token-mean divides by the token count of the whole
 mini-batch (`grpo.loss.token_weights`), whatever the micro-batches and, under
-torchrun, whatever the processes (grpo/distributed.py, grpo/fsdp.py).
+torchrun, whatever the processes (grpo/parallel/distributed.py, grpo/parallel/fsdp.py).
 
 A mixin: grpo/trainer.py's Trainer holds the state (cfg, model, ref, opt,
 dist, sharding) and runs the loop around it.
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import torch
 
-from grpo.checkpoint import latest_checkpoint
-from grpo.config import lr_at
 from grpo.loss import finalize_metrics, grpo_loss, token_weights
 from grpo.microbatch import micro_batches
 from grpo.rollout import Batch, completion_logprobs
+from grpo.run.checkpoint import latest_checkpoint
+from grpo.run.config import lr_at
 from model import Transformer
 
 

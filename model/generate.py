@@ -207,7 +207,7 @@ def generate(
     the log-probs are then those of the filtered logits.
 
     `progress(tokens_decoded, max_new_tokens)`, if given, is called after every
-    decode step (the caller throttles what it prints; see grpo.progress).
+    decode step (the caller throttles what it prints; see grpo.run.progress).
 
     `share_prefix`: prefill the prompts' common leading tokens once (step 1 of
     the module docstring); False prefills every prompt whole (the oracle).

@@ -423,5 +423,5 @@ class Transformer(nn.Module):
     ) -> Tensor:  # fmt: skip
         """Logits (B, T, V) in the parameters' dtype."""
         # _run, not hidden_states: under FSDP2 each entry point has its own hooks
-        # (grpo/fsdp.py), and one entered inside another would reshard on leaving.
+        # (grpo/parallel/fsdp.py), and one entered inside another would reshard on leaving.
         return self.lm_head(self._run(input_ids, attention_mask, cache, None, None))

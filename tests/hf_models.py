@@ -28,9 +28,9 @@ def _randomise(model, seed: int) -> None:
 
 def hf_model(kind: str, seed: int = 0):
     """kind: qwen2_tied, qwen2_untied, qwen3, llama3 (llama with llama3 rope scaling)."""
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
 
-    tf = import_transformers()  # beside our kernels/: see grpo/imports.py
+    tf = import_transformers()  # beside our kernels/: see grpo/run/imports.py
 
     common = dict(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,

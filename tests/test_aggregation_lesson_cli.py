@@ -1,8 +1,9 @@
-"""python -m grpo.aggregation_lesson: bad arguments are refused in one line, before any run."""
+"""python -m grpo.experiments.aggregation_lesson: bad arguments are refused in one line,
+before any run."""
 
 import pytest
 
-from grpo import aggregation_lesson as al
+from grpo.experiments import aggregation_lesson as al
 
 
 @pytest.mark.parametrize(

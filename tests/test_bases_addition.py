@@ -41,7 +41,7 @@ from grpo.bases.build import (
 from grpo.bases.common import EOS, TAGS
 from grpo.bases.inspect import classify_completion
 from grpo.bases.pretrain import pack_rows
-from grpo.rewards import check_format, extract_answer
+from grpo.tasks.rewards import check_format, extract_answer
 from model import Tokenizer, load_pretrained
 
 TINY = replace(

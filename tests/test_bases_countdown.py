@@ -39,7 +39,7 @@ from grpo.bases.countdown import (
 )
 from grpo.bases.inspect import _exact, classify_countdown, search_stats
 from grpo.bases.solver import MAX_VALUE, _step, countdown_guess, countdown_moves, expression_forms
-from grpo.rewards import countdown_value, extract_answer
+from grpo.tasks.rewards import countdown_value, extract_answer
 from model import Tokenizer, Transformer, load_pretrained
 
 CD_TINY = replace(
@@ -297,11 +297,11 @@ def test_ensure_base_names_and_the_cpu_guard(tmp_path):
 
 
 def test_gpu_countdown_config_file(cd_base, cd_records):
-    from grpo.config import TrainConfig, read_config_file
+    from grpo.run.config import TrainConfig, read_config_file
 
     cfg = TrainConfig.from_dict(read_config_file(CONFIG_FILE), source=str(CONFIG_FILE))
     assert (cfg.model, cfg.task, cfg.template) == ("gpu-countdown", "countdown", TEMPLATE)
-    from grpo.config import task_options
+    from grpo.run.config import task_options
     from grpo.tasks import TINYZERO_COUNTDOWN
 
     assert task_options(cfg) == TINYZERO_COUNTDOWN, "the preset runs on TinyZero's ranges"

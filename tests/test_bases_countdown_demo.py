@@ -33,9 +33,9 @@ from grpo.bases.countdown_demo import (
 )
 from grpo.bases.pretrain import train_tokenizer
 from grpo.bases.solver import MAX_VALUE
-from grpo.context import RL_STREAM_OFFSET, draw_examples
-from grpo.search_metrics import search_behaviour
+from grpo.run.context import RL_STREAM_OFFSET, draw_examples
 from grpo.tasks import TINYZERO_COUNTDOWN, get_task
+from grpo.tasks.search_metrics import search_behaviour
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_VARIANT = {"min_numbers": 3, "max_numbers": 3, "min_number": 1, "max_number": 20,
@@ -193,7 +193,7 @@ def test_model_demo_means_the_tasks_demo_base():
 def test_countdown_demo_defaults_reach_the_config(tmp_path):
     import argparse
 
-    from grpo.config import TASK_DEFAULTS, TrainConfig, add_config_flags, config_from_args
+    from grpo.run.config import TASK_DEFAULTS, TrainConfig, add_config_flags, config_from_args
 
     ap = argparse.ArgumentParser()
     add_config_flags(ap)
@@ -248,7 +248,7 @@ def test_short_countdown_demo_end_to_end(tmp_path):
         assert {"eval_tries_mean", "eval_gave_up_frac", "eval_false_yes_frac",
                 "eval_recovered_frac"} <= set(r), r  # fmt: skip
     cfg = json.loads((run / "train_config.json").read_text())
-    from grpo.config import TASK_DEFAULTS
+    from grpo.run.config import TASK_DEFAULTS
 
     defaults = TASK_DEFAULTS["countdown"]
     assert cfg["task"] == "countdown" and cfg["lr"] == defaults["lr"], "the demo's defaults"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo.config import (
+from grpo.run.config import (
     OneLineErrorParser,
     TrainConfig,
     add_config_flags,
@@ -250,7 +250,7 @@ def test_help_states_each_default_once_and_dtype_says_float16_is_refused():
 
 
 def test_config_warnings_flag_off_policy_sampling_and_known_mismatches():
-    from grpo.config import config_warnings
+    from grpo.run.config import config_warnings
 
     assert config_warnings(TrainConfig()) == [], "the defaults should raise no warning"
     for changes in ({"top_p": 0.9}, {"top_k": 5}):
@@ -292,15 +292,15 @@ def test_bad_setting_fails_before_any_model_is_loaded(tmp_path, args, said):
 
 def test_given_flags_collects_without_validating():
     """--resume merges flags onto the saved config: they must not be validated against defaults."""
-    from grpo.config import given_flags
+    from grpo.run.config import given_flags
 
     ns = _parser().parse_args(["--mini-batches", "3", "--no-plot"])
     assert given_flags(ns) == {"mini_batches": 3, "plot": False}
 
 
 def test_countdown_variant_reaches_the_task_and_is_checked(tmp_path):
-    from grpo.config import config_warnings, task_options
-    from grpo.policy import task_from_config
+    from grpo.run.config import config_warnings, task_options
+    from grpo.run.policy import task_from_config
 
     cfg = TrainConfig(task="countdown", max_numbers=3, max_number=15, min_target=10,
                       max_target=100)  # fmt: skip

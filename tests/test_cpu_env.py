@@ -1,4 +1,4 @@
-"""grpo/cpu_env.py: the OpenMP and MKL settings every entry point makes before torch loads."""
+"""grpo/run/cpu_env.py: the OpenMP and MKL settings every entry point makes before torch loads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo import cpu_env
+from grpo.run import cpu_env
 
 VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_CBWR", "MKL_DYNAMIC")
 
@@ -66,8 +66,9 @@ print(os.environ.get("SEEN"))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux setting")
 def test_entry_points_set_it_before_torch_loads():
     root = Path(__file__).resolve().parents[1]
-    modules = ["train_zero", "train_sft", "eval", "grpo.star", "grpo.distill",
-               "grpo.r1_pipeline", "grpo.test_time_compute", "grpo.verifiers"]  # fmt: skip
+    modules = ["train_zero", "train_sft", "eval", "grpo.experiments.star",
+               "grpo.experiments.distill", "grpo.experiments.r1_pipeline",
+               "grpo.search.test_time_compute", "grpo.search.verifiers"]  # fmt: skip
     for module in modules:
         code = PROBE.format(vars=VARS, module=module)
         out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,

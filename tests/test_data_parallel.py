@@ -31,9 +31,9 @@ def test_shares_of_a_mini_batch_sum_to_its_gradient(tmp_path, aggregation):
     """Trainer._backward on data-parallel shares of a mini-batch: the gradients (and the
     metric sums) of the shares add up to the whole mini-batch's, because the loss
     weights carry the mini-batch's global normaliser. fp64, so the match is tight."""
-    from grpo.config import TrainConfig
     from grpo.loss import token_weights
     from grpo.rollout import pack
+    from grpo.run.config import TrainConfig
     from grpo.trainer import Trainer
 
     cfg = TrainConfig(model="tiny", task="countdown", prompts_per_step=4, group_size=4,

@@ -1,11 +1,12 @@
-"""python -m grpo.distill at toy size: every stage, the results' contract, reuse, errors."""
+"""python -m grpo.experiments.distill at toy size: every stage, the results' contract, reuse,
+errors."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-import grpo.distill as distill
+import grpo.experiments.distill as distill
 from grpo.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_the_distillation_data_is_the_teachers_correct_traces(done):
     task = get_task("addition")
     rows = [json.loads(x) for x in (done / "distill.jsonl").read_text().splitlines()]
     assert rows and len({r["pos"] for r in rows}) == len(rows)  # one per question
-    from grpo.context import rl_example
+    from grpo.run.context import rl_example
 
     for r in rows:
         ex = rl_example(task, r["pos"])
@@ -113,7 +114,7 @@ def test_a_corrupt_teacher_is_refused_before_any_training(tmp_path, monkeypatch,
     for flag in ("--teacher", "--student"):
         assert distill.main(["--out", str(out), flag, str(bad)]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"python -m grpo.distill: error: {flag} {bad}: ")
+        assert err.startswith(f"python -m grpo.experiments.distill: error: {flag} {bad}: ")
         assert "corrupt or truncated" in err and len(err.splitlines()) == 1
         assert not out.exists()
     (tmp_path / "afile.txt").write_text("x")

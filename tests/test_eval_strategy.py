@@ -24,8 +24,8 @@ def zero_orm(tmp_path_factory) -> Path:
     """A verifier folder whose head is zero (P = 0.5 everywhere): tests the plumbing."""
     import torch
 
-    from grpo.verifiers import Verifier
-    from grpo.verifiers.train import save_verifier
+    from grpo.search.verifiers import Verifier
+    from grpo.search.verifiers.train import save_verifier
     from model import Tokenizer, load_pretrained
 
     policy = load_pretrained(ROOT / "assets" / "demo-base", dtype=torch.float32)
@@ -99,7 +99,7 @@ def test_bad_strategy_settings_are_one_line(flags, message, tmp_path):
 
 
 def test_the_flag_lists_every_strategy(ev):
-    from grpo.strategies import STRATEGIES
+    from grpo.search.strategies import STRATEGIES
 
     ap = ev.build_parser()
     (action,) = [a for a in ap._actions if a.dest == "strategy"]
@@ -150,11 +150,11 @@ def test_an_ignored_flag_is_one_note(ev, tmp_path, capsys):
 @pytest.mark.parametrize("flags", [["--strategy", "best_of_n", "--samples", "2"],
                                    ["--strategy", "beam", "--beam-width", "2", "--expand", "2"]])
 def test_batch_size_caps_the_rows_of_a_policy_call(ev, tmp_path, monkeypatch, flags):
-    import grpo.search
-    import grpo.strategies
+    import grpo.search.strategies
+    import grpo.search.tree
 
     rows: list[int] = []
-    for module in (grpo.strategies, grpo.search):
+    for module in (grpo.search.strategies, grpo.search.tree):
         real = module.generate
 
         def spy(model, prompts, *a, _real=real, **k):

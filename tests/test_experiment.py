@@ -1,7 +1,7 @@
-"""grpo/experiment.py: the rows file of the one-command experiments, and their tables."""
+"""grpo/experiments/common.py: the rows file of the one-command experiments, and their tables."""
 
-from grpo.experiment import markdown_table, read_rows
-from grpo.runfolder import JsonlWriter
+from grpo.experiments.common import markdown_table, read_rows
+from grpo.run.runfolder import JsonlWriter
 
 
 def test_rows_file_drops_a_torn_line_and_what_follows(tmp_path):

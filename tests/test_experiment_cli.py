@@ -1,7 +1,7 @@
-"""grpo/experiment.py's command-line rules, shared by grpo.star, grpo.distill,
-grpo.r1_pipeline and grpo.test_time_compute: --out and file checks before any work, one
-line per refusal, nothing left behind by a refused run, exit 130 on Ctrl-C and 143 on
-SIGTERM. Nothing here trains."""
+"""grpo/experiments/common.py's command-line rules, shared by grpo.experiments.star,
+grpo.experiments.distill, grpo.experiments.r1_pipeline and grpo.search.test_time_compute:
+--out and file checks before any work, one line per refusal, nothing left behind by a
+refused run, exit 130 on Ctrl-C and 143 on SIGTERM. Nothing here trains."""
 
 import argparse
 import os
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo.config import OneLineErrorParser
-from grpo.experiment import (
+from grpo.experiments.common import (
     Terminated,
     check_model,
     check_out,
@@ -23,6 +22,7 @@ from grpo.experiment import (
     prepare,
     run_stage,
 )
+from grpo.run.config import OneLineErrorParser
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "python -m grpo.x"
@@ -194,8 +194,8 @@ def test_sigterm_of_a_real_process_exits_143(tmp_path):
     import time
 
     code = ("import sys, time\n"
-            "from grpo.experiment import cli\n"
-            "from grpo.config import OneLineErrorParser\n"
+            "from grpo.experiments.common import cli\n"
+            "from grpo.run.config import OneLineErrorParser\n"
             "p = OneLineErrorParser(prog='x'); p.add_argument('--out')\n"
             "def run(a, log):\n"
             "    print('ready', flush=True); time.sleep(60)\n"

@@ -3,7 +3,7 @@
 The `dev` extra installs PyPI's `kernels` (transformers depends on it), so the whole suite,
 the transformers parity tests of tests/test_model.py and tests/test_generate.py included,
 runs with that package importable. These tests check that the condition holds, that it
-breaks a plain `import transformers` (the reason for grpo/imports.py), that the parity
+breaks a plain `import transformers` (the reason for grpo/run/imports.py), that the parity
 still holds under it, and that a foreign `kernels` or an untested transformers is refused
 in one line.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo import imports
+from grpo.run import imports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_pypi_kernels_is_installed_and_ours_is_imported():
 
 
 def test_plain_import_of_transformers_models_collides():
-    # Without grpo/imports.py, transformers' hub-kernel probe imports our package as its own.
+    # Without grpo/run/imports.py, transformers' hub-kernel probe imports our package as its own.
     # If this stops failing, the pinned transformers no longer collides: keep the guard, and
     # update this test's expectation with the pins.
     p = python("import kernels\nfrom transformers import Qwen2ForCausalLM")
@@ -132,7 +132,7 @@ def test_untested_transformers_is_refused_in_one_line(tmp_path):
     fake = tmp_path / "transformers"
     fake.mkdir()
     (fake / "__init__.py").write_text("__version__ = '4.40.0'\n")
-    p = python("from grpo.imports import import_transformers\nimport_transformers()",
+    p = python("from grpo.run.imports import import_transformers\nimport_transformers()",
                pythonpath=os.pathsep.join([str(tmp_path), str(ROOT)]))  # fmt: skip
     assert p.returncode == 1
     lines = p.stderr.strip().splitlines()

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from grpo.imports import import_transformers
+from grpo.run.imports import import_transformers
 from model import (
     CheckpointError,
     KVCache,

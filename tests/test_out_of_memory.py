@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo.report import out_of_memory
+from grpo.run.report import out_of_memory
 
 CPU_OOM = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
            "memory: you tried to allocate 2147483648 bytes. Error code 12 (Cannot allocate "
@@ -69,7 +69,7 @@ def test_train_zero_lets_other_runtime_errors_through(tmp_path, monkeypatch):
 
 def test_train_sft_says_what_to_lower(tmp_path, monkeypatch, capsys):
     import train_sft
-    from grpo.sft.trainer import SFTTrainer
+    from grpo.experiments.sft.trainer import SFTTrainer
     from tests.test_sft import _records, _write
 
     def train(self):

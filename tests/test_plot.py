@@ -1,4 +1,5 @@
-"""grpo.plot: PNGs per quantity, several runs overlaid, and a clear message without matplotlib."""
+"""grpo.run.plot: PNGs per quantity, several runs overlaid, and a clear message without
+matplotlib."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _fake_run(d: Path, scale: float) -> Path:
 
 def test_plot_two_runs(tmp_path):
     pytest.importorskip("matplotlib")
-    from grpo.plot import PANELS, main
+    from grpo.run.plot import PANELS, main
 
     a, b = _fake_run(tmp_path / "a", 1.0), _fake_run(tmp_path / "b", 2.0)
     out = tmp_path / "plots"
@@ -38,7 +39,7 @@ def test_plot_two_runs(tmp_path):
 
 def test_search_panels_only_for_runs_that_log_them(tmp_path):
     pytest.importorskip("matplotlib")
-    from grpo.plot import PANELS, SEARCH_PANELS, main
+    from grpo.run.plot import PANELS, SEARCH_PANELS, main
 
     run = _fake_run(tmp_path / "countdown", 1.0)
     with (run / "metrics.jsonl").open("a") as f:
@@ -54,14 +55,14 @@ def test_search_panels_only_for_runs_that_log_them(tmp_path):
 
 
 def test_plot_errors_are_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "grpo.plot", str(tmp_path / "nope")], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "grpo.run.plot", str(tmp_path / "nope")], cwd=ROOT,
                        capture_output=True, text=True)  # fmt: skip
     assert p.returncode == 2 and "metrics.jsonl" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_missing_matplotlib_gives_a_clear_message(tmp_path):
     run = _fake_run(tmp_path / "a", 1.0)
-    code = ("import sys; sys.modules['matplotlib'] = None; from grpo.plot import main; "
+    code = ("import sys; sys.modules['matplotlib'] = None; from grpo.run.plot import main; "
             f"sys.exit(main([{str(run)!r}]))")  # fmt: skip
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 2
@@ -69,7 +70,7 @@ def test_missing_matplotlib_gives_a_clear_message(tmp_path):
 
 
 def _plot(argv: list[str], capsys) -> tuple[int, str, str]:
-    from grpo.plot import main
+    from grpo.run.plot import main
 
     try:
         code = main(argv)
@@ -102,7 +103,7 @@ def test_bad_flag_and_help_follow_the_project_style(capsys):
 
 def test_out_under_a_file_is_one_line(tmp_path):
     run = _fake_run(tmp_path / "a", 1.0)
-    p = subprocess.run([sys.executable, "-m", "grpo.plot", str(run), "--out",
+    p = subprocess.run([sys.executable, "-m", "grpo.run.plot", str(run), "--out",
                         str(run / "metrics.jsonl" / "plots")], cwd=ROOT,
                        capture_output=True, text=True)  # fmt: skip
     line = _one_line(p.returncode, p.stderr, "--out under a file")
@@ -135,7 +136,7 @@ def test_corrupt_middle_line_names_file_and_line(tmp_path, capsys):
 
 def test_torn_last_line_is_skipped(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from grpo.plot import read_metrics
+    from grpo.run.plot import read_metrics
 
     run = _fake_run(tmp_path / "a", 1.0)
     path = run / "metrics.jsonl"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grpo.config import TrainConfig
 from grpo.loss import AGGREGATIONS
 from grpo.rollout import Batch, completion_logprobs
+from grpo.run.config import TrainConfig
 from grpo.trainer import Trainer
 from model import ModelConfig, Transformer
 

@@ -1,9 +1,9 @@
-"""grpo.progress: quiet for short phases, throttled lines for long ones."""
+"""grpo.run.progress: quiet for short phases, throttled lines for long ones."""
 
 from __future__ import annotations
 
-from grpo import progress as progress_mod
-from grpo.progress import Progress
+from grpo.run import progress as progress_mod
+from grpo.run.progress import Progress
 
 
 def test_progress_throttles_and_closes(monkeypatch):

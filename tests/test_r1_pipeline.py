@@ -1,13 +1,14 @@
-"""python -m grpo.r1_pipeline at toy size: every stage reads the previous one's output."""
+"""python -m grpo.experiments.r1_pipeline at toy size: every stage reads the previous one's
+output."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-import grpo.r1_pipeline as r1
-from grpo.readability import readable
+import grpo.experiments.r1_pipeline as r1
 from grpo.tasks import get_task
+from grpo.tasks.readability import readable
 
 ROOT = Path(__file__).resolve().parents[1]
 # The untrained demo base stands in for R1-Zero: sampled at temperature 1 it writes a
@@ -54,7 +55,7 @@ def test_each_stage_reads_the_previous_stage_checkpoint(done):
 
 def test_the_data_is_correct_and_readable_plus_non_reasoning_documents(done):
     task = get_task("addition")
-    from grpo.context import rl_example
+    from grpo.run.context import rl_example
 
     mix = [json.loads(x) for x in (done / "sft_mix.jsonl").read_text().splitlines()]
     traces = [r for r in mix if r.get("kind") != "non_reasoning"]
@@ -88,8 +89,9 @@ def test_a_non_finite_readability_weight_is_refused(tmp_path, monkeypatch, capsy
         r1.main(["--out", str(out), f"--readability-weight={value}"])
     assert e.value.code == 2 and not out.exists()
     err = capsys.readouterr().err.strip()
-    assert err == (f"python -m grpo.r1_pipeline: error: argument --readability-weight: must "
-                   f"be a finite number, got '{value}' (see --help)")  # fmt: skip
+    assert err == (f"python -m grpo.experiments.r1_pipeline: error: argument "
+                   f"--readability-weight: must be a finite number, got '{value}' "
+                   f"(see --help)")  # fmt: skip
 
 
 def test_bad_paths_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from grpo.bases.addition import scratchpad
-from grpo.readability import add_readability_reward, readable
 from grpo.rollout import Rollout
 from grpo.tasks import get_task
+from grpo.tasks.readability import add_readability_reward, readable
 
 TASK = get_task("addition")
 EX = {"question": "What is 436 + 383", "a": 436, "b": 383, "target": 819}

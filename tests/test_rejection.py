@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import grpo.rollout
-from grpo.rejection import passes, rejection_sample, select
+from grpo.experiments.rejection import passes, rejection_sample, select
 from grpo.rollout import Rollout
 from grpo.tasks import get_task
 
@@ -85,7 +85,7 @@ def test_rejection_sample_writes_the_kept_samples_with_their_prompts(monkeypatch
 def test_cli_writes_sft_jsonl_and_reports_the_rate(tmp_path):
     out = tmp_path / "sft.jsonl"
     r = subprocess.run(
-        [sys.executable, "-m", "grpo.rejection", "--model", "tiny", "--out", str(out),
+        [sys.executable, "-m", "grpo.experiments.rejection", "--model", "tiny", "--out", str(out),
          "--questions", "4", "--k", "2", "--max-new-tokens", "4", "--threads", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -94,7 +94,7 @@ def test_cli_writes_sft_jsonl_and_reports_the_rate(tmp_path):
     assert stats["samples"] == 8 and 0 <= stats["acceptance_rate"] <= 1
     assert out.is_file()  # a random model passes nothing: an empty file, and the rate says so
     assert len(out.read_text().splitlines()) == stats["records"]
-    r = subprocess.run([sys.executable, "-m", "grpo.rejection", "--model", "tiny", "--out",
-                        str(out), "--k", "0"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "grpo.experiments.rejection", "--model", "tiny",
+                        "--out", str(out), "--k", "0"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "--k must be >= 1" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""python -m grpo.rejection refuses bad input with one line, before any sampling."""
+"""python -m grpo.experiments.rejection refuses bad input with one line, before any sampling."""
 
 import os
 import shutil
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import grpo.rejection as rejection
+import grpo.experiments.rejection as rejection
 
 ROOT = Path(__file__).resolve().parents[1]
-PROG = "python -m grpo.rejection: error: "
+PROG = "python -m grpo.experiments.rejection: error: "
 FAST = ["--questions", "2", "--k", "2", "--max-new-tokens", "4", "--threads", "1"]
 
 

@@ -1,4 +1,4 @@
-"""Tests for grpo.templates and grpo.rewards: pure string functions, no model.
+"""Tests for grpo.tasks.templates and grpo.tasks.rewards: pure string functions, no model.
 
     python -m pytest -q tests/test_rewards.py
 """
@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from grpo.rewards import (
+from grpo.tasks.rewards import (
     MAX_DEPTH,
     MAX_EXPR_CHARS,
     check_format,
@@ -17,7 +17,7 @@ from grpo.rewards import (
     extract_answer,
     normalize_number,
 )
-from grpo.templates import TEMPLATES, build_prompt, primer
+from grpo.tasks.templates import TEMPLATES, build_prompt, primer
 
 PAPER_TEMPLATE = (
     "A conversation between User and Assistant. The user asks a question, and the "

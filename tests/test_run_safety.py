@@ -26,9 +26,9 @@ from safetensors.torch import load_file
 
 import grpo.trainer as tr
 import grpo.update as upd
-from grpo.checkpoint import latest_checkpoint, load_trainer_state
-from grpo.config import TrainConfig
-from grpo.policy import pick_device
+from grpo.run.checkpoint import latest_checkpoint, load_trainer_state
+from grpo.run.config import TrainConfig
+from grpo.run.policy import pick_device
 from grpo.tasks import in_heldout
 from grpo.trainer import Trainer, TrainingDiverged
 from model import CheckpointError

@@ -1,10 +1,10 @@
-"""grpo.search on hand-made cases: vote, UCT/PUCT, backup, beam search, MCTS on a toy tree."""
+"""grpo.search.tree on hand-made cases: vote, UCT/PUCT, backup, beam search, MCTS on a toy tree."""
 
 import math
 
 import pytest
 
-from grpo.search import (
+from grpo.search.tree import (
     Node,
     Step,
     backup,
@@ -211,7 +211,7 @@ def test_mcts_many_equals_each_question_alone():
 
 
 def test_policy_steps_end_at_a_delimiter_or_finish(addition_base):
-    from grpo.search import PolicySteps
+    from grpo.search.tree import PolicySteps
 
     model, tok, task = addition_base
     prompt = task.prompt(task.heldout(1)[0]) + " <think>"  # start inside the scratchpad

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grpo.search_metrics import behaviour_means, reaches, search_behaviour
+from grpo.tasks.search_metrics import behaviour_means, reaches, search_behaviour
 
 NUMS, TARGET = [67, 65, 79], 780
 FAIL = "67+65=132 [79 132], 132+79=211 no."
@@ -116,7 +116,7 @@ def test_countdown_rows_carry_the_behaviour_metrics(tmp_path):
     """Every countdown training row and evaluation row has them; an addition row has none."""
     import json
 
-    from grpo.config import TrainConfig
+    from grpo.run.config import TrainConfig
     from grpo.tasks import get_task
     from grpo.trainer import Trainer
     from tests.test_trainer import SMALL

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grpo.sft.config import SFTConfig
-from grpo.sft.data import (
+from grpo.experiments.sft.config import SFTConfig
+from grpo.experiments.sft.data import (
     SFTExample,
     by_length,
     collate,
@@ -19,8 +19,8 @@ from grpo.sft.data import (
     step_rows,
     tokenize,
 )
-from grpo.sft.loss import completion_nll
-from grpo.sft.trainer import SFTTrainer
+from grpo.experiments.sft.loss import completion_nll
+from grpo.experiments.sft.trainer import SFTTrainer
 from grpo.tasks import get_task
 from model import Transformer
 from model.config import PRESETS
@@ -222,8 +222,8 @@ def test_ctrl_c_finishes_the_step_checkpoints_it_and_resumes(tmp_path, monkeypat
     import os
     import signal
 
-    import grpo.sft.trainer as sft_trainer
-    from grpo.stopping import TrainingInterrupted
+    import grpo.experiments.sft.trainer as sft_trainer
+    from grpo.run.stopping import TrainingInterrupted
 
     data = _write(tmp_path / "d.jsonl", _records(10))
     t = SFTTrainer(_cfg(tmp_path, data, eval_n=0, save_every=100), log=lambda *a: None)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
+import grpo.experiments.star as star
 import grpo.rollout
-import grpo.star as star
 from grpo.rollout import Rollout
 from grpo.tasks import get_task
 
@@ -116,5 +116,5 @@ def test_refused_commands_write_nothing_and_name_the_flag(tmp_path, monkeypatch,
         assert star.main(flags) == 2, flags
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
-        assert err.startswith("python -m grpo.star: error: ")
+        assert err.startswith("python -m grpo.experiments.star: error: ")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]

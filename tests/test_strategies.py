@@ -1,11 +1,11 @@
-"""grpo.strategies on the addition demo base: determinism, the votes, compute accounting."""
+"""grpo.search.strategies on the addition demo base: determinism, the votes, compute accounting."""
 
 from collections import Counter
 
 import pytest
 import torch
 
-from grpo.strategies import (
+from grpo.search.strategies import (
     STRATEGIES,
     RuleScorer,
     VerifierScorer,
@@ -13,7 +13,7 @@ from grpo.strategies import (
     run_strategy_many,
     sample_many,
 )
-from grpo.verifiers import Verifier
+from grpo.search.verifiers import Verifier
 
 KW = dict(n=6, width=2, expand=2, simulations=6, max_new_tokens=40)
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from grpo.rewards import countdown_value
 from grpo.tasks import TASKS, available_tasks, get_task, in_heldout
-from grpo.templates import build_prompt
+from grpo.tasks.rewards import countdown_value
+from grpo.tasks.templates import build_prompt
 
 THINK = "<think>reasoning</think>"
 COUNTDOWN_EXAMPLE = {"question": "q", "numbers": [44, 19, 35], "target": 98}
@@ -343,7 +343,7 @@ def test_format_needs_a_wellformed_answer(task_name, text, fmt):
 
 
 def test_overlong_completion_fails_format():
-    from grpo.rewards import MAX_COMPLETION_CHARS, check_format
+    from grpo.tasks.rewards import MAX_COMPLETION_CHARS, check_format
 
     ok = "<think>" + "a" * (MAX_COMPLETION_CHARS - 40) + "</think><answer>3</answer>"
     assert check_format(ok)

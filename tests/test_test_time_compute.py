@@ -1,4 +1,5 @@
-"""python -m grpo.test_time_compute: the comparison end to end, at toy size, and its errors."""
+"""python -m grpo.search.test_time_compute: the comparison end to end, at toy size, and its
+errors."""
 
 import importlib
 import json
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import grpo.test_time_compute as ttc
+import grpo.search.test_time_compute as ttc
 
 TINY = ["--rl", "assets/demo-base", "--questions", "3", "--max-new-tokens", "24",
         "--verifier-questions", "4", "--verifier-samples", "4", "--verifier-epochs", "1",
@@ -131,7 +132,7 @@ def test_bad_settings_are_one_line(tmp_path, monkeypatch, flags, message, capsys
     (tmp_path / "afile.txt").write_text("x")
     assert ttc.main(["--out", "o", "--figure", "f.png", *flags]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("python -m grpo.test_time_compute: error:") and message in err
+    assert err.startswith("python -m grpo.search.test_time_compute: error:") and message in err
     assert len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]
 

@@ -41,7 +41,7 @@ def test_save_and_load(tok, tmp_path):
 
 
 def test_transformers_reads_our_tokenizer(tok, tmp_path):
-    from grpo.imports import import_transformers
+    from grpo.run.imports import import_transformers
 
     AutoTokenizer = import_transformers().AutoTokenizer
     tok.save(tmp_path)

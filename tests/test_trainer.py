@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grpo.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from grpo.config import TrainConfig
 from grpo.rollout import completion_logprobs, pack, rollout
+from grpo.run.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from grpo.run.config import TrainConfig
 from grpo.trainer import Trainer, TrainingDiverged, lr_at
 from model import load_pretrained
 
@@ -124,7 +124,7 @@ CRASH_SCRIPT = textwrap.dedent("""
     import os, sys
     import torch
     sys.path.insert(0, {root!r})
-    from grpo.checkpoint import save_checkpoint
+    from grpo.run.checkpoint import save_checkpoint
     from model import Transformer, train_bpe_tokenizer
     from model.config import PRESETS
     import model.checkpoint as mc
@@ -163,7 +163,7 @@ def test_kill_at_random_moments_never_breaks_latest(tmp_path):
     loop = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from grpo.checkpoint import save_checkpoint
+        from grpo.run.checkpoint import save_checkpoint
         from model import Transformer, train_bpe_tokenizer
         from model.config import PRESETS
         tok = train_bpe_tokenizer(["a b c 1 2 3"] * 10, 280)
@@ -267,7 +267,7 @@ def test_bad_flags_give_one_clear_line(args, match):
 
 
 def test_config_file_then_flags(tmp_path):
-    from grpo.config import read_config_file
+    from grpo.run.config import read_config_file
 
     f = tmp_path / "c.toml"
     f.write_text('lr = 0.5\nmax-new-tokens = 7\ntask = "countdown"\n')
@@ -303,7 +303,7 @@ def test_beta_zero_builds_no_reference_model(tmp_path):
 
 
 def test_truncate_after_drops_later_and_torn_lines(tmp_path):
-    from grpo.runfolder import JsonlWriter
+    from grpo.run.runfolder import JsonlWriter
 
     w = JsonlWriter(tmp_path / "m.jsonl")
     for s in (0, 1, 2, 3):

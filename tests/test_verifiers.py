@@ -1,11 +1,11 @@
-"""grpo.verifiers: the head, the masked (weighted) BCE, and where labels are read."""
+"""grpo.search.verifiers: the head, the masked (weighted) BCE, and where labels are read."""
 
 import math
 
 import pytest
 import torch
 
-from grpo.verifiers import Verifier, label_positions, verifier_loss
+from grpo.search.verifiers import Verifier, label_positions, verifier_loss
 from model import ModelConfig, Tokenizer, Transformer
 
 
@@ -71,7 +71,7 @@ def test_label_positions_are_the_last_token_of_each_step():
 
 
 def test_split_steps():
-    from grpo.verifiers.labels import split_steps
+    from grpo.search.verifiers.labels import split_steps
 
     assert split_steps("a, b, c") == ["a, ", "b, ", "c"]
     assert split_steps("a, b, ") == ["a, ", "b, "]
@@ -84,7 +84,7 @@ def test_split_steps():
 
 
 def test_mc_step_labels_on_a_toy_policy():
-    from grpo.verifiers.labels import mc_step_labels
+    from grpo.search.verifiers.labels import mc_step_labels
 
     # The right answer is "42". The toy policy's continuations after each prefix are fixed:
     # after "A" half of them recover, after "A B" none do (step B is the mistake).
@@ -108,7 +108,7 @@ def test_mc_step_labels_on_a_toy_policy():
 
 
 def test_addition_steps_correct_by_rule():
-    from grpo.verifiers.labels import addition_steps_correct, split_steps
+    from grpo.search.verifiers.labels import addition_steps_correct, split_steps
 
     ex = {"a": 597, "b": 912}  # 1509; columns 7+2+0=9:9, 9+1+0=10:09, 5+9+1=15:509, 0+0+1=1:1509
     good = (" <think> 597 + 912: 7+2+0=9:9, 9+1+0=10:09, 5+9+1=15:509, 0+0+1=1:1509 </think>"
@@ -140,7 +140,7 @@ def test_addition_steps_correct_by_rule():
 
 
 def test_agreement_counts():
-    from grpo.verifiers.labels import agreement
+    from grpo.search.verifiers.labels import agreement
 
     exact = [True, True, True, False, False]
     pred = [True, False, True, True, False]

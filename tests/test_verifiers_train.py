@@ -1,4 +1,4 @@
-"""python -m grpo.verifiers train: end to end on the addition demo base, and its errors."""
+"""python -m grpo.search.verifiers train: end to end on the addition demo base, and its errors."""
 
 import json
 import subprocess
@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from grpo.verifiers.__main__ import main as cli
-from grpo.verifiers.train import load_verifier
+from grpo.search.verifiers.__main__ import main as cli
+from grpo.search.verifiers.train import load_verifier
 
 TINY = ["--policy", "assets/demo-base", "--task", "addition", "--questions", "16", "--samples",
         "8", "--heldout", "4", "--rollouts", "2", "--epochs", "1", "--max-new-tokens", "48"]
@@ -78,7 +78,7 @@ def test_out_must_be_new_and_commands_are_checked(tmp_path, capsys):
     assert (tmp_path / "v" / "x").read_text() == "keep"
     assert cli(["fit"]) == 2 and "unknown command 'fit'" in capsys.readouterr().err
     assert cli([]) == 2 and cli(["--help"]) == 0
-    res = subprocess.run([sys.executable, "-m", "grpo.verifiers", "train", "--kind", "orm"],
+    res = subprocess.run([sys.executable, "-m", "grpo.search.verifiers", "train", "--kind", "orm"],
                          capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 2 and "required" in res.stderr and "Traceback" not in res.stderr
 
@@ -86,7 +86,7 @@ def test_out_must_be_new_and_commands_are_checked(tmp_path, capsys):
 @pytest.fixture
 def no_sampling(monkeypatch):
     """Fail the test if the policy is loaded or sampled: the refusal must come first."""
-    import grpo.verifiers.train as vt
+    import grpo.search.verifiers.train as vt
 
     def boom(*a, **kw):
         raise AssertionError("loaded or sampled before the refusal")
@@ -117,7 +117,7 @@ def test_bad_flags_are_refused_before_sampling(tmp_path, extra, message, capsys,
     assert cli(["train", *TINY, "--kind", "orm", *extra, "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
-    assert err.startswith("python -m grpo.verifiers train: error: ") and "--model" not in err
+    assert err.startswith("python -m grpo.search.verifiers train: error: ") and "--model" not in err
     assert not (tmp_path / "v").exists()
 
 
@@ -145,10 +145,10 @@ SMALL = ["--policy", "assets/demo-base", "--task", "addition", "--questions", "2
 
 
 def test_a_diverged_training_writes_nothing(tmp_path, capsys, graded_by_length, monkeypatch):
-    import grpo.verifiers.model
+    import grpo.search.verifiers.model
 
-    loss = grpo.verifiers.model.verifier_loss
-    monkeypatch.setattr(grpo.verifiers.model, "verifier_loss",
+    loss = grpo.search.verifiers.model.verifier_loss
+    monkeypatch.setattr(grpo.search.verifiers.model, "verifier_loss",
                         lambda *a, **kw: loss(*a, **kw) * float("nan"))  # fmt: skip
     out = tmp_path / "v"
     assert cli(["train", *SMALL, "--out", str(out)]) == 1
@@ -159,7 +159,7 @@ def test_a_diverged_training_writes_nothing(tmp_path, capsys, graded_by_length, 
 
 def test_a_late_write_failure_is_one_line_naming_out(tmp_path, capsys, graded_by_length,
                                                      monkeypatch):  # fmt: skip
-    import grpo.verifiers.train as vt
+    import grpo.search.verifiers.train as vt
 
     def full_disk(verifier, tok, out, meta):
         raise OSError(28, "No space left on device", str(out.parent / f".{out.name}.tmp-1"))
@@ -168,5 +168,5 @@ def test_a_late_write_failure_is_one_line_naming_out(tmp_path, capsys, graded_by
     out = tmp_path / "v"
     assert cli(["train", *SMALL, "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (f"python -m grpo.verifiers train: error: could not write --out {out} "
+    assert err == (f"python -m grpo.search.verifiers train: error: could not write --out {out} "
                    "(No space left on device); nothing was written")  # fmt: skip

@@ -106,7 +106,7 @@ DEFAULT_CONFIG = BuildConfig()
 @dataclass(frozen=True)
 class StudentBuildConfig(BuildConfig):
     """The "demo-student" base: the demo's corpus, tokenizer and recipe with a quarter of
-    its parameters (0.43M: hidden 96, 3 heads), the student of grpo/distill.py."""
+    its parameters (0.43M: hidden 96, 3 heads), the student of grpo/experiments/distill.py."""
 
     hidden_size: int = 96
     intermediate_size: int = 256

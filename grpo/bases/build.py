@@ -53,7 +53,7 @@ MANIFEST = "manifest.json"
 # The names `ensure_base` (and the trainer's --model) take. "demo" and
 # "demo-countdown" are the CPU demos' bases (shipped); "gpu-countdown" is the
 # GPU preset's (built on first use); "demo-student" is the addition demo's
-# recipe at a quarter of the size, the student of grpo/distill.py (shipped).
+# recipe at a quarter of the size, the student of grpo/experiments/distill.py (shipped).
 # `--model demo` means the chosen task's demo base: DEMO_BASES[task].
 BASES = ("demo", "demo-countdown", "gpu-countdown", "demo-student")
 DEMO_BASES = {"addition": "demo", "countdown": "demo-countdown"}
@@ -197,7 +197,8 @@ def build_base(
         if name == "gpu-countdown":
             what = "R1-Zero GPU-preset base model (grpo/bases/); rebuild: "
         elif name == "demo-student":
-            what = "distillation student base model (grpo/bases/, grpo/distill.py); rebuild: "
+            what = ("distillation student base model (grpo/bases/, grpo/experiments/distill.py); "
+                    "rebuild: ")
         elif name == "demo-countdown":
             what = "R1-Zero countdown demo base model (grpo/bases/); rebuild: "
         else:

@@ -13,7 +13,7 @@ previous build, a --max-new-tokens the base's context cannot hold, a --task
 the base's tokenizer cannot express) is one line on stderr and exit status 2,
 found before any work starts. A file system failure while writing (a full
 disk, say) is one line too: exit status 1 (2 for a missing folder), as
-grpo/report.py's `refused`. Ctrl-C is one line and exit status 130; an
+grpo/run/report.py's `refused`. Ctrl-C is one line and exit status 130; an
 interrupted build leaves the folder it was replacing as it was. A build
 never deletes anything but a previous build (`build.not_replaceable`).
 """
@@ -34,9 +34,9 @@ from grpo.bases.countdown import COUNTDOWN_CONFIG
 from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG
 from grpo.bases.inspect import format_report, inspect_base, inspect_problem
 from grpo.bases.pretrain import AnyConfig, resolve_device
-from grpo.config import OneLineErrorParser
-from grpo.report import refused
-from grpo.runfolder import nearest_folder_problem
+from grpo.run.config import OneLineErrorParser
+from grpo.run.report import refused
+from grpo.run.runfolder import nearest_folder_problem
 from model.checkpoint import CheckpointError
 from model.config import ModelConfig
 from model.tokenizer import Tokenizer
@@ -144,7 +144,7 @@ def _unwritable(path: Path, folder: bool) -> str | None:
     """Why `path` cannot be written as a folder (or a file), or None. Leaves nothing behind.
 
     An existing file is opened for appending (nothing is appended); for anything
-    to be created, grpo.runfolder.nearest_folder_problem probes the nearest folder
+    to be created, grpo.run.runfolder.nearest_folder_problem probes the nearest folder
     that exists (permission bits say nothing to root, nor of /proc or a read-only
     mount).
     """
@@ -278,7 +278,7 @@ def run_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from grpo.progress import line_buffered_output
+    from grpo.run.progress import line_buffered_output
 
     line_buffered_output()
     parser, commands = make_parser()

@@ -68,7 +68,7 @@ still goes on after a failed try only ~30% of the time (below the corpus's
 60%), so persistence is left for RL to raise.
 
 Problems come from the task's train stream with indices below
-`grpo.context.RL_STREAM_OFFSET`, where the RL train stream starts, so RL
+`grpo.run.context.RL_STREAM_OFFSET`, where the RL train stream starts, so RL
 never trains on a problem the base saw (held-out problems never occur).
 """
 

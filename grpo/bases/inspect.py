@@ -32,9 +32,9 @@ from grpo.bases.addition import TRANSCRIPT_MODES, corpus_task
 from grpo.bases.build import DEMO_BASES, base_run_config
 from grpo.bases.common import EOS, TEMPLATE
 from grpo.bases.countdown import COUNTDOWN_MODES
-from grpo.rewards import check_format, countdown_wellformed
-from grpo.search_metrics import behaviour_means
 from grpo.tasks import TINYZERO_COUNTDOWN, get_task
+from grpo.tasks.rewards import check_format, countdown_wellformed
+from grpo.tasks.search_metrics import behaviour_means
 from model.checkpoint import load_pretrained
 from model.config import ModelConfig
 from model.generate import generate

@@ -1,0 +1,128 @@
+"""Labels for verifier training, from the policy's own samples.
+
+    steps = split_steps(completion, delimiters=(", ",))     # the task's step boundaries
+    orm_label = float(task.score(completion, ex)["accuracy"] == 1.0)
+    hard, soft = mc_step_labels(steps, continue_from, is_correct, n=8)
+
+Math-Shepherd's labels without humans: from the prefix that ends at step k,
+sample n continuations with the policy; the hard label is 1 if any of them
+reaches the right answer, the soft label is the fraction that do. The last
+step completes the solution, so its label is the solution's own correctness.
+Under-sampling gives false "bad step" labels (a good prefix whose n rollouts
+all fail); where steps are checkable by rule, compare the labels to the truth.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+
+def split_steps(completion: str, delimiters: Sequence[str] = (", ",)) -> list[str]:
+    """The completion cut after every delimiter; the pieces concatenate back to it.
+
+    "a, b, c" -> ["a, ", "b, ", "c"]. A trailing delimiter ends the last step.
+    """
+    if not delimiters or any(not d for d in delimiters):
+        raise ValueError("split_steps needs at least one non-empty delimiter")
+    steps, start, i = [], 0, 0
+    while i < len(completion):
+        hit = next((d for d in delimiters if completion.startswith(d, i)), None)
+        if hit is None:
+            i += 1
+            continue
+        i += len(hit)
+        steps.append(completion[start:i])
+        start = i
+    if start < len(completion):
+        steps.append(completion[start:])
+    return steps
+
+
+def mc_step_labels(
+    steps: Sequence[str], continue_from: Callable[[str, int], list[str]],
+    is_correct: Callable[[str], bool], n: int,
+) -> tuple[list[float], list[float]]:  # fmt: skip
+    """(hard, soft) labels of each step prefix.
+
+    continue_from(prefix_text, n) returns n continuations sampled from the
+    policy after prefix_text (the joined steps so far); a continuation is
+    graded on prefix_text + continuation. The last step's labels are
+    is_correct(whole completion) for both.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    hard, soft = [], []
+    for k in range(len(steps)):
+        prefix = "".join(steps[: k + 1])
+        if k == len(steps) - 1:
+            ok = [is_correct(prefix)]
+        else:
+            ok = [is_correct(prefix + c) for c in continue_from(prefix, n)]
+        hard.append(float(any(ok)))
+        soft.append(sum(ok) / len(ok))
+    return hard, soft
+
+
+# ---------------------------------------------------------------------- exact step checks
+_COLUMN = re.compile(r"\d+\+\d+\+\d+=\d+:\d+")
+
+
+def addition_steps_correct(steps: Sequence[str], example: dict) -> list[bool]:
+    """Exact correctness of each step prefix of an addition completion, by rule.
+
+    The scratchpad grammar of the demo base (grpo/bases/addition.py): the
+    operands aligned ("0597 + 0912: "), then one column per step,
+    "x+y+c=s:partial", from the right. Step k (split at ", ") is right when it
+    writes column k exactly (step 0 also the aligned operands). The last step
+    is right when the columns it writes, if any, continue the sum in order and
+    the answer is right; an answer without work (" <answer>1509</answer>") is
+    judged by the answer alone. Any other step (no column, two columns, a wrong
+    digit, carry or partial) is wrong. A prefix is right when all its steps
+    are, so a wrong step makes every later prefix wrong, even if the answer
+    comes out right: the exact version of "is this path still sound?".
+    """
+    from grpo.bases.addition import column_steps
+    from grpo.tasks.rewards import extract_answer, normalize_number
+
+    a, b = example["a"], example["b"]
+    canon = column_steps(a, b)
+    width = max(len(str(a)), len(str(b)))
+    header = f"{a:0{width}d} + {b:0{width}d}:"
+    out, ok, done = [], True, 0
+    for k, step in enumerate(steps):
+        cols = _COLUMN.findall(step)
+        if k < len(steps) - 1:
+            ok = ok and cols == canon[done : done + 1] and (k > 0 or header in step)
+        else:
+            answer = extract_answer("".join(steps))
+            right = answer is not None and normalize_number(answer) == str(a + b)
+            if cols:  # the last columns, if any, continue the sum in order
+                ok = ok and cols == canon[done : done + len(cols)] and (k > 0 or header in step)
+            ok = ok and right
+        done += len(cols)
+        out.append(ok)
+    return out
+
+
+EXACT_STEP_CHECKS = {"addition": addition_steps_correct}  # tasks whose steps a rule can check
+
+
+def agreement(predicted: Sequence[bool], exact: Sequence[bool]) -> dict[str, float]:
+    """How a set of step labels (MC labels, or a PRM's P > 0.5) matches exact correctness.
+
+    agreement: fraction equal; false_good: labelled good where the prefix is
+    wrong (a lucky continuation, or a PRM fooled); false_bad: labelled bad
+    where the prefix is right (MC under-sampling, or a PRM too strict), each as
+    a fraction of the prefixes that are wrong, resp. right.
+    """
+    if len(predicted) != len(exact):
+        raise ValueError(f"{len(predicted)} labels but {len(exact)} exact values")
+    n = len(exact)
+    right = sum(1 for e in exact if e)
+    same = sum(1 for p, e in zip(predicted, exact) if bool(p) == bool(e))
+    false_good = sum(1 for p, e in zip(predicted, exact) if p and not e)
+    false_bad = sum(1 for p, e in zip(predicted, exact) if e and not p)
+    return {"steps": n, "exact_right": right, "agreement": same / n if n else float("nan"),
+            "false_good": false_good / (n - right) if n > right else 0.0,
+            "false_bad": false_bad / right if right else 0.0}  # fmt: skip
