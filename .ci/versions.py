@@ -5,12 +5,13 @@
 The first table is what was tested: the runtime dependencies, each pinned test and bench
 dependency (from pyproject.toml), and Hugging Face's `kernels`. The second asks the package
 index for the newest release of each pin, so that the log of any run shows when the pins
-have fallen behind (README, "Updating the pinned versions"). It never fails the run: an
+have fallen behind (docs/configuration.md, "Dependencies"). It never fails the run: an
 index that does not answer within 20 s is reported as such.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import platform
 import re
@@ -65,4 +66,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    doc = __doc__.split("\n")[0]
+    argparse.ArgumentParser(prog="python .ci/versions.py", description=doc).parse_args()
     main()

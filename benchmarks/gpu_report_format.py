@@ -153,7 +153,7 @@ def parse_logprobs_table(text: str) -> list[dict]:
 
 
 def kernel_target_lines(rows: list[dict]) -> list[str]:
-    """The kernels issue's targets, checked on the Triton rows at the largest N measured."""
+    """The kernels' targets (BENCHMARKS.md), on the Triton rows at the largest N measured."""
     triton = [r for r in rows if r["variant"] == "triton" and r["ms"] is not None]
     if not triton:
         return []
@@ -247,7 +247,7 @@ def summarize_logprobs(res: StepResult) -> Summary:
     targets = kernel_target_lines(rows)
     headline = ""
     if targets:
-        lines += ["", "Targets (BENCHMARKS.md, kernels issue), Triton rows at the largest N:", ""]
+        lines += ["", "Targets (BENCHMARKS.md, kernels), Triton rows at the largest N:", ""]
         lines += [f"- {t}" for t in targets]
         best = max((r for r in rows if r["variant"] == "triton" and r["ms"]), key=_shape)
         parts = [

@@ -1,4 +1,4 @@
-"""`python -m grpo.demo build | inspect`: the base-model builder's command, kept by this name.
+"""`python -m grpo.demo build | inspect`: build and inspect the demos' base models.
 
 The code lives in grpo/bases/ (its package docstring explains the design):
 

@@ -222,7 +222,7 @@ class Trainer(Update):
                 w.truncate_after(-1)
             return
         saved = json.loads((self.run_dir / "train_config.json").read_text())
-        # A setting the saved config predates had its default then.
+        # A setting missing from the saved config ran with its default.
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         changed = {k for k, v in self.cfg.to_dict().items() if saved.get(k, defaults[k]) != v}
         risky = sorted(changed - RESUME_SAFE_KEYS)
@@ -269,6 +269,7 @@ class Trainer(Update):
 
     # ------------------------------------------------------------------ one GRPO step
     def train_step(self) -> dict[str, Any]:
+        """One GRPO step: rollout, rewards, group advantages, update, log."""
         cfg = self.cfg
         step = self.step + 1
         t0 = time.perf_counter()
@@ -276,6 +277,35 @@ class Trainer(Update):
             self.task, self.tok, self.data_pos, cfg.prompts_per_step, cfg.max_new_tokens,
             self.context, step,
         )  # fmt: skip
+        # 1. Rollout: G completions per question, each scored by the task's rules.
+        ro = self._rollout(examples, step)
+        # 2. Rewards beyond the task's own: R1's consistency reward in miniature.
+        if cfg.readability_weight:
+            add_readability_reward(ro, self.task, cfg.readability_weight)
+        t_rollout = time.perf_counter() - t0
+        # 3. Group advantages: each reward against its group's mean (and std).
+        adv, adv_stats = group_advantages(
+            ro.rewards, cfg.group_size, scale_by_std=cfg.scale_by_std, eps=cfg.adv_eps
+        )
+        # 4. Update: mu passes of the clipped surrogate (+ KL) over the packed batch.
+        batch = pack(ro, self.tok.pad_id, self.device, cfg.truncated)
+        t1 = time.perf_counter()
+        upd = self._update(batch, adv.to(self.device), step)
+        t_update = time.perf_counter() - t1
+        # 5. Log: metrics.jsonl, samples.jsonl, timings.jsonl.
+        row = self._step_metrics(step, examples, ro, adv_stats, upd, next_pos, skipped)
+        self.step, self.data_pos = step, next_pos
+        self.metrics.write(row)
+        if step % cfg.eval_every == 0 or step == 1:
+            self._log_train_samples(step, examples, ro)
+        timing = self._step_timing(step, ro, t_rollout, t_update)
+        self.timings.write(timing)
+        self._rng = rng_state()
+        return row | {"_timing": timing}
+
+    def _rollout(self, examples: list[dict], step: int) -> Rollout:
+        """Sample and score group_size completions of every question of the step."""
+        cfg = self.cfg
         progress = Progress(f"step {step} rollout", cfg.max_new_tokens, self.log, unit="tokens")
         # This rank's groups: a contiguous share, sampled as the whole step would sample them.
         share = self.dist.share(len(examples))
@@ -296,21 +326,16 @@ class Trainer(Update):
             self.model.train()
         if self.dist.active:  # every rank gets the whole step's rollout
             ro = Rollout.concat(self.dist.gather(ro))
-        # R1's consistency reward in miniature (grpo/tasks/readability.py)
-        if cfg.readability_weight:
-            add_readability_reward(ro, self.task, cfg.readability_weight)
         G = cfg.group_size
+        # The update trains on this rank's rows only (None: all of them).
         self._rows = range(share.start * G, share.stop * G) if self.dist.active else None
-        t_rollout = time.perf_counter() - t0
-        adv, adv_stats = group_advantages(
-            ro.rewards, cfg.group_size, scale_by_std=cfg.scale_by_std, eps=cfg.adv_eps
-        )
-        batch = pack(ro, self.tok.pad_id, self.device, cfg.truncated)
-        adv = adv.to(self.device)
-        t1 = time.perf_counter()
-        upd = self._update(batch, adv, step)
-        t_update = time.perf_counter() - t1
+        return ro
 
+    def _step_metrics(self, step: int, examples: list[dict], ro: Rollout,
+                      adv_stats: dict[str, float], upd: dict[str, float], next_pos: int,
+                      skipped: int) -> dict[str, Any]:  # fmt: skip
+        """The step's row of metrics.jsonl: rewards, lengths, behaviour, update statistics."""
+        cfg = self.cfg
         lengths = [len(c) for c in ro.completion_ids]
         n = len(lengths)
         rewards = ro.rewards.tolist()
@@ -340,19 +365,25 @@ class Trainer(Update):
         }
         if cfg.readability_weight:
             row["readable_rate"] = sum(s["readable"] for s in ro.scores) / n
-        if skipped:  # only then: the rows of runs that skip nothing stay as they always were
+        if skipped:  # only then: a run that skips nothing has no such key
             row["skipped_overlong"] = skipped
-        self.step, self.data_pos = step, next_pos
-        self.metrics.write(row)
-        if step % cfg.eval_every == 0 or step == 1:
-            # The first question's whole group: how the sampled modes shift over training.
-            for text, s, reason in zip(ro.texts[: cfg.group_size], ro.scores, ro.finish_reasons):
-                self.samples.write({
-                    "step": step, "kind": "train", "question": examples[0]["question"],
-                    "completion": text, "finish": reason, **s,
-                })  # fmt: skip
+        return row
+
+    def _log_train_samples(self, step: int, examples: list[dict], ro: Rollout) -> None:
+        """The first question's whole group: how the sampled modes shift over training."""
+        for text, s, reason in zip(ro.texts[: self.cfg.group_size], ro.scores, ro.finish_reasons):
+            self.samples.write({
+                "step": step, "kind": "train", "question": examples[0]["question"],
+                "completion": text, "finish": reason, **s,
+            })  # fmt: skip
+
+    def _step_timing(self, step: int, ro: Rollout, t_rollout: float,
+                     t_update: float) -> dict[str, Any]:  # fmt: skip
+        """The step's row of timings.jsonl, with the matmul FLOPs each phase needed."""
+        cfg = self.cfg
+        lengths = [len(c) for c in ro.completion_ids]
         p_lens = [len(p) for p in ro.prompt_ids]
-        timing = {
+        return {
             "step": step, "rollout_s": t_rollout, "update_s": t_update,
             "tokens_per_s": sum(lengths) / max(t_rollout, 1e-9),
             # Matmul FLOPs the phases needed (model.flops): benchmarks/demo_profile.py.
@@ -360,9 +391,6 @@ class Trainer(Update):
             "update_flops": cfg.mu * update_flops(self.model.config, p_lens, lengths,
                                                   cfg.group_size),
         }  # fmt: skip
-        self.timings.write(timing)
-        self._rng = rng_state()
-        return row | {"_timing": timing}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def _assert_one_line_error(argv: list[str], code, err: str, message: str) -> Non
     assert message in err, f"{argv}: {message!r} not in {err!r}"
 
 
-# --- issue 9, item 1: the shipped base is written only when named ---------------------------
+# --- the shipped base is written only when named ---------------------------------------
 
 
 def test_build_without_out_writes_the_cache_never_the_shipped_base(dirs, capsys):
@@ -293,7 +293,7 @@ def test_build_refuses_an_out_folder_that_is_not_a_build(kind, dirs, no_work, tm
 
 
 def test_the_command_keeps_a_folder_that_is_not_a_build(tmp_path):
-    # The audit's command, end to end: it used to exit 0 having deleted the folder's files.
+    # End to end: the command must not exit 0 having deleted the folder's files.
     precious = tmp_path / "x" / "precious"
     _not_a_build("unrelated files", precious)
     before = _tree(precious)

@@ -92,7 +92,7 @@ def test_progress_is_reported_within_a_generation_batch():
     kw = dict(max_new_tokens=20, batch_size=3)
     res = evaluate(model, tok, task, examples, **kw, progress=lambda d, t: calls.append((d, t)))
     done = [d for d, _ in calls]
-    # Two batches of three questions: the old contract called twice, at each batch end.
+    # Two batches of three questions: progress inside each batch, not only at batch ends.
     assert len(calls) > 4, f"progress called {len(calls)} times for 2 batches x 20 tokens"
     assert all(t == 6 for _, t in calls), f"total should be the question count: {calls}"
     assert done == sorted(done), f"progress went backwards: {done}"

@@ -53,10 +53,10 @@ def test_pypi_kernels_is_installed_and_ours_is_imported():
 
 def test_plain_import_of_transformers_models_collides():
     # Without grpo/run/imports.py, transformers' hub-kernel probe imports our package as its own.
-    # If this stops failing, the pinned transformers no longer collides: keep the guard, and
-    # update this test's expectation with the pins.
+    # If this passes, the pinned transformers does not collide: keep the guard, and update
+    # this test's expectation with the pins.
     p = python("import kernels\nfrom transformers import Qwen2ForCausalLM")
-    assert p.returncode != 0, "the pinned transformers no longer imports `kernels`"
+    assert p.returncode != 0, "the pinned transformers does not import `kernels`"
     assert "ImportError" in p.stderr and "from 'kernels'" in p.stderr, p.stderr[-2000:]
 
 

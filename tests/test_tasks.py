@@ -467,7 +467,7 @@ def test_a_used_up_heldout_space_is_given_up_on_early():
     every = {task.example_key(task.generate(random.Random(i))) for i in range(5000)}
     held = sorted(k for k in every if in_heldout(k, 0.5))
     assert sorted(task.example_key(ex) for ex in task.heldout(len(held))) == held
-    n = 10**6  # the old rule drew 20 * n / fraction = 40M times before saying so
+    n = 10**6  # a draw budget of 20 * n / fraction would be 40M draws before saying so
     with pytest.raises(ValueError, match=rf"found only {len(held)} distinct held-out examples "
                                          rf"in (\d+) draws, {n} asked") as info:  # fmt: skip
         task.heldout(n)

@@ -1,4 +1,4 @@
-"""torchrun with 2 gloo processes on CPU equals one process (README, "More than one GPU")."""
+"""torchrun with 2 gloo processes on CPU equals one process (docs/multi_gpu.md)."""
 
 import json
 import shutil

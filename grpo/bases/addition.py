@@ -64,7 +64,7 @@ TRANSCRIPT_MODES = ("answer", "empty_think", "scratchpad", "number")
 class BuildConfig:
     """Everything that decides the weights of a build (all of it goes into the manifest)."""
 
-    task: ClassVar[str] = "addition"  # not a field: the shipped manifest predates it
+    task: ClassVar[str] = "addition"  # not a field: the shipped manifest has no "task" key
     seed: int = 0  # corpus, tokenizer sample, model init and data order
     num_docs: int = 70_000  # documents in the corpus
     transcript_share: float = 0.5  # R1-Zero transcripts; the rest are worked examples

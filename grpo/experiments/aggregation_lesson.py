@@ -6,7 +6,7 @@
 Runs `train_zero.py`'s default demo with `--aggregation grpo`, `dapo` and
 `dr_grpo` (dr_grpo with `--scale-by-std false`, as Dr. GRPO pairs them), then
 draws response length and held-out accuracy of the three runs in one figure,
-`docs/aggregation_lesson.png` by default (see README, "The aggregation lesson").
+`docs/aggregation_lesson.png` by default (see docs/countdown.md, "The aggregation lesson").
 
 Extra flags after `--` go to every run, e.g. `-- --steps 80 --seed 1`.
 """

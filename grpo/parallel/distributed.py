@@ -1,4 +1,4 @@
-"""Data parallelism with torch.distributed, launched by torchrun (README, "More than one GPU").
+"""Data parallelism with torch.distributed, launched by torchrun (docs/multi_gpu.md).
 
     dist = init_from_env()          # torchrun's RANK, WORLD_SIZE, LOCAL_RANK; else one process
     rows = dist.share(n)            # this rank's contiguous block of n items
