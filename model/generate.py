@@ -221,27 +221,8 @@ def generate(
     what it would in the whole batch: data-parallel ranks that each generate
     their slice reproduce the one-process rollout.
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if noise_rows is not None:
-        start, total = noise_rows
-        if not 0 <= start <= start + len(prompts) * num_samples <= total:
-            raise ValueError(f"noise_rows {noise_rows}: {len(prompts) * num_samples} rows do "
-                             f"not fit in a batch of {total} from row {start}")  # fmt: skip
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if stop_strings and tokenizer is None:
-        raise ValueError("stop_strings need a tokenizer to decode the completions")
-    longest = max((len(p) for p in prompts), default=0)
-    context = model.config.max_position_embeddings
-    if longest + max_new_tokens > context:
-        # Checked before the KV cache is allocated from these lengths.
-        raise ValueError(
-            f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
-            f"model's context of {context} positions"
-        )
+    _check_settings(model, prompts, max_new_tokens, num_samples, temperature, top_p,
+                    stop_strings, tokenizer, noise_rows)  # fmt: skip
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     if torch.is_autocast_enabled(device.type):
@@ -252,22 +233,11 @@ def generate(
         generator = torch.Generator(device=device).manual_seed(seed)
     B, G = len(prompts), num_samples
     N = B * G
-    k = shared_prefix_len(prompts) if share_prefix else 0
-    ids, mask = left_pad([p[k:] for p in prompts], pad_id, device)
-    P = k + ids.shape[1]
     was_training = model.training
     model.eval()
     try:
-        prefix = None
-        if k:
-            prefix = KVCache(model.config, 1, k, device, dtype)
-            model.hidden_states(torch.tensor([list(prompts[0][:k])], device=device), None, prefix)
-        cache = KVCache(model.config, B, P - k + max_new_tokens, device, dtype, prefix=prefix)
-        logits = model(ids, mask, cache)[:, -1]  # (B, V): next-token logits per prompt
-        if G > 1:
-            cache = cache.repeat_interleave(G)
-            logits = logits.repeat_interleave(G, dim=0)
-
+        cache, logits, P = _prefill(model, prompts, G, max_new_tokens, pad_id, share_prefix,
+                                    device, dtype)  # fmt: skip
         if fast:
             step = Decoder(model, P + max_new_tokens)
         else:  # the general forward pass: the oracle the fast step is tested against
@@ -334,6 +304,59 @@ def generate(
         prompt_index=prompt_index, logprobs=logps[:, :T] if logps is not None else None,
         steps=steps,
     )  # fmt: skip
+
+
+def _check_settings(model: Transformer, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                    num_samples: int, temperature: float, top_p: float | None,
+                    stop_strings: Sequence[str], tokenizer,
+                    noise_rows: tuple[int, int] | None) -> None:  # fmt: skip
+    """generate's settings, refused with a ValueError before anything is allocated."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if noise_rows is not None:
+        start, total = noise_rows
+        if not 0 <= start <= start + len(prompts) * num_samples <= total:
+            raise ValueError(f"noise_rows {noise_rows}: {len(prompts) * num_samples} rows do "
+                             f"not fit in a batch of {total} from row {start}")  # fmt: skip
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if stop_strings and tokenizer is None:
+        raise ValueError("stop_strings need a tokenizer to decode the completions")
+    longest = max((len(p) for p in prompts), default=0)
+    context = model.config.max_position_embeddings
+    if longest + max_new_tokens > context:
+        # Checked before the KV cache is allocated from these lengths.
+        raise ValueError(
+            f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
+            f"model's context of {context} positions"
+        )
+
+
+def _prefill(model: Transformer, prompts: Sequence[Sequence[int]], G: int, max_new_tokens: int,
+             pad_id: int, share_prefix: bool, device: torch.device,
+             dtype: torch.dtype) -> tuple[KVCache, Tensor, int]:  # fmt: skip
+    """Run the prompts through the model once: the common prefix once for all of them
+    (share_prefix), each prompt once on top of it, and the cache copied to its G rows.
+
+    Returns the cache (B*G rows, room for max_new_tokens more), the next-token logits
+    (B*G, V), and P, the padded prompt length.
+    """
+    B = len(prompts)
+    k = shared_prefix_len(prompts) if share_prefix else 0
+    ids, mask = left_pad([p[k:] for p in prompts], pad_id, device)
+    P = k + ids.shape[1]
+    prefix = None
+    if k:
+        prefix = KVCache(model.config, 1, k, device, dtype)
+        model.hidden_states(torch.tensor([list(prompts[0][:k])], device=device), None, prefix)
+    cache = KVCache(model.config, B, P - k + max_new_tokens, device, dtype, prefix=prefix)
+    logits = model(ids, mask, cache)[:, -1]  # (B, V): next-token logits per prompt
+    if G > 1:
+        cache = cache.repeat_interleave(G)
+        logits = logits.repeat_interleave(G, dim=0)
+    return cache, logits, P
 
 
 def _apply_stop_strings(

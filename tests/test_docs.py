@@ -27,7 +27,7 @@ ALL_MD = sorted(
 
 # A commit hash: 7 to 40 hex digits with at least one letter and one digit, standing alone.
 HASH = re.compile(r"(?<![\w/.-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![\w-])")
-COMMAND = re.compile(r"(?:^|[\s`(])(python3?|torchrun)((?:[ \t]+[^\s`|;&)]+)+)")
+COMMAND = re.compile(r"(?:^|[\s`(])(python3?|torchrun)((?:[ \t]+[^\s`;&()]+)+)")
 NOT_OURS = {"pytest", "venv", "pip"}  # `python -m pytest`, `python3 -m venv`: not our commands
 # Modules whose first positional argument names a subcommand (`build|inspect`, `train`).
 SUBCOMMANDS = {"grpo.demo": {"build", "inspect"}, "grpo.search.verifiers": {"train"}}
@@ -39,6 +39,10 @@ def commands_in(text: str) -> set[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
     for m in COMMAND.finditer(text):
         launcher, words = m.group(1), m.group(2).split()
+        if "|" in words:  # a shell pipe ends the command
+            words = words[: words.index("|")]
+        if not words:
+            continue
         if launcher == "torchrun":  # torchrun [its flags] script.py [the script's flags]
             scripts = [w for w in words if w.endswith(".py")]
             if scripts:
