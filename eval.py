@@ -316,12 +316,10 @@ def run(args) -> int:
 
     from grpo.evaluate import evaluate
     from grpo.run.checkpoint import resolve_model_path
-    from grpo.run.context import split_by_context
     from grpo.run.policy import pick_device
     from grpo.run.progress import Progress
     from grpo.tasks import get_task
-    from model import ModelConfig, Tokenizer, load_pretrained
-    from model.checkpoint import write_json_atomic
+    from model import load_pretrained
 
     def note(msg: str) -> None:
         print(msg, file=sys.stderr)
@@ -372,28 +370,7 @@ def run(args) -> int:
         opts["path"] = s["task_path"]
     opts.update({k: s[k] for k in COUNTDOWN_OPTIONS if s[k] is not None})
     task = get_task(task_name, **opts)
-    examples = task.heldout(args.n)
-    if not examples:
-        raise ValueError(f"task {task_name} has no held-out questions")
-    asked = len(examples)
-
-    # Prompt + budget against the context, from config.json and the tokenizer alone:
-    # an over-long question is skipped before any weights are read.
-    context = ModelConfig.from_hf_config(path).max_position_embeddings  # names a bad key
-    tok = Tokenizer.from_dir(path)
-    examples, over = split_by_context(task, tok, examples, max_new, context)
-    if not examples:
-        raise ValueError(f"no held-out question fits: every prompt + --max-new-tokens {max_new} "
-                         f"exceeds the model's context of {context} positions")  # fmt: skip
-    if over:
-        note(f"skipped {len(over)} of {asked} held-out questions: prompt + {max_new} new tokens "
-             f"exceed the model's context of {context} positions")  # fmt: skip
-    print(f"held-out: {len(examples)} questions"
-          + (f" (--n {args.n}; the task's held-out split has {asked})" if asked < args.n else "")
-          + (f", {len(over)} skipped as too long" if over else ""))  # fmt: skip
-    if len(examples) < FEW_QUESTIONS:
-        note(f"warning: only {len(examples)} held-out questions; one question moves the "
-             f"accuracy by {100 / len(examples):.1f} points, so treat the numbers as rough")
+    examples, over, tok = heldout_that_fits(args, task, task_name, path, max_new, note)
 
     print(f"loading {path} on {device}")
     model = load_pretrained(path, device=device, dtype=torch.float32)
@@ -412,7 +389,49 @@ def run(args) -> int:
     )  # fmt: skip
     bar.done()
     seconds = time.perf_counter() - t0
-    m = res.metrics
+    result = {"model": str(path), "task": task_name, "task_path": s["task_path"],
+              "n": len(examples), "n_requested": args.n, "skipped_over_context": len(over),
+              "samples": k, "temperature": temperature, "template": s["template"],
+              "max_new_tokens": max_new, "format_weight": s["format_weight"],
+              "accuracy_weight": s["accuracy_weight"], "seed": args.seed, "seconds": seconds,
+              **{k: s[k] for k in COUNTDOWN_OPTIONS if s[k] is not None},
+              "metrics": res.metrics}  # fmt: skip
+    print_table(result)
+    return write_result(out, result, note)
+
+def heldout_that_fits(args, task, task_name: str, path: Path, max_new: int, note):
+    """The first --n held-out questions, less those whose prompt + max_new tokens exceed the
+    model's context: checked from config.json and the tokenizer alone, before any weights
+    are read. Returns (examples, skipped, tokenizer)."""
+    from grpo.run.context import split_by_context
+    from model import ModelConfig, Tokenizer
+
+    examples = task.heldout(args.n)
+    if not examples:
+        raise ValueError(f"task {task_name} has no held-out questions")
+    asked = len(examples)
+    context = ModelConfig.from_hf_config(path).max_position_embeddings  # names a bad key
+    tok = Tokenizer.from_dir(path)
+    examples, over = split_by_context(task, tok, examples, max_new, context)
+    if not examples:
+        raise ValueError(f"no held-out question fits: every prompt + --max-new-tokens {max_new} "
+                         f"exceeds the model's context of {context} positions")  # fmt: skip
+    if over:
+        note(f"skipped {len(over)} of {asked} held-out questions: prompt + {max_new} new tokens "
+             f"exceed the model's context of {context} positions")  # fmt: skip
+    print(f"held-out: {len(examples)} questions"
+          + (f" (--n {args.n}; the task's held-out split has {asked})" if asked < args.n else "")
+          + (f", {len(over)} skipped as too long" if over else ""))  # fmt: skip
+    if len(examples) < FEW_QUESTIONS:
+        note(f"warning: only {len(examples)} held-out questions; one question moves the "
+             f"accuracy by {100 / len(examples):.1f} points, so treat the numbers as rough")
+    return examples, over, tok
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The console table: pass@1, format rate, length, truncation (and pass@k, maj@k,
+    best-of-k with several samples)."""
+    m, k, temperature = result["metrics"], result["samples"], result["temperature"]
     rows = [("pass@1 (accuracy)", m["eval_accuracy"]), ("format rate", m["eval_format_rate"]),
             ("mean completion length", m["eval_completion_len_mean"]),
             ("truncated", m["eval_truncated_frac"])]  # fmt: skip
@@ -420,17 +439,17 @@ def run(args) -> int:
         rows += [(f"pass@{k}", m[f"eval_pass@{k}"]), (f"maj@{k}", m[f"eval_maj@{k}"]),
                  (f"best-of-{k} (rule-based ORM)", m[f"eval_best_of_{k}"])]  # fmt: skip
     mode = "greedy" if temperature == 0 else f"temperature {temperature}"
-    print(f"{path}  |  task {task_name}  |  {len(examples)} held-out questions  |  "
-          f"{k} sample(s) each, {mode}  |  {seconds:.0f}s")  # fmt: skip
+    print(f"{result['model']}  |  task {result['task']}  |  {result['n']} held-out questions  |  "
+          f"{k} sample(s) each, {mode}  |  {result['seconds']:.0f}s")  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     for name, value in rows:
         print(f"  {name:<{width}}{value:8.3f}")
-    result = {"model": str(path), "task": task_name, "task_path": s["task_path"],
-              "n": len(examples), "n_requested": args.n, "skipped_over_context": len(over),
-              "samples": k, "temperature": temperature, "template": s["template"],
-              "max_new_tokens": max_new, "format_weight": s["format_weight"],
-              "accuracy_weight": s["accuracy_weight"], "seed": args.seed, "seconds": seconds,
-              **{k: s[k] for k in COUNTDOWN_OPTIONS if s[k] is not None}, "metrics": m}  # fmt: skip
+
+
+def write_result(out: Path, result: dict[str, Any], note) -> int:
+    """Write the results JSON atomically; if the disk refuses, print it and exit 1."""
+    from model.checkpoint import write_json_atomic
+
     try:
         write_json_atomic(out, result)
     except OSError as e:  # checked up front, but the disk may fill: keep the numbers
@@ -440,7 +459,6 @@ def run(args) -> int:
         return 1
     print(f"wrote {out}")
     return 0
-
 
 # ----------------------------------------------------------------------------- strategies
 def verifier_name(args) -> str:
