@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `kernels` is the checkout's
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from logprobs import _status_kib  # noqa: E402  (the same memory measurement)
+from logprobs import rss_growth_mib  # noqa: E402  (the same memory measurement)
 
 from grpo.experiments.distill_loss import divergence  # noqa: E402
 from kernels.distill_torch import fused_linear_divergence  # noqa: E402
@@ -95,12 +95,7 @@ def child(args) -> None:
     step = build(args.child, *inputs, args.beta, args.temperature)
     step()  # warm-up: thread pools, BLAS buffers
     if args.measure == "memory":
-        before = _status_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM, the peak RSS, to the current RSS
-        grads = step()
-        print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
-        del grads
+        print(json.dumps({"mib": rss_growth_mib(step)}))
     else:
         best = float("inf")
         for _ in range(args.repeats):

@@ -231,6 +231,18 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def rss_growth_mib(step: Callable[[], object]) -> float:
+    """MiB the resident set grows by while step() runs (its result kept alive until the
+    peak is read): Linux's peak-RSS counter, VmHWM, reset first, minus the RSS before."""
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM, the peak RSS, to the current RSS
+    result = step()
+    mib = (_status_kib("VmHWM") - before) / 1024
+    del result
+    return mib
+
+
 def cpu_child(args) -> None:
     """One CPU variant in this fresh process; prints a JSON line with its peak MiB or its ms."""
     if args.threads:
@@ -239,12 +251,7 @@ def cpu_child(args) -> None:
     step = build(args.cpu_child, *inputs)
     step()  # warm-up: thread pools, BLAS buffers
     if args.cpu_measure == "memory":
-        before = _status_kib("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM, the peak RSS, to the current RSS
-        grads = step()
-        print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
-        del grads
+        print(json.dumps({"mib": rss_growth_mib(step)}))
     else:
         times = []
         for _ in range(args.iters):

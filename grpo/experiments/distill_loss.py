@@ -41,6 +41,8 @@ import math
 import torch
 from torch import Tensor
 
+from kernels.distill_torch import check_settings, divergence_and_grad
+
 
 class VocabularyMismatch(ValueError):
     """Teacher and student do not score the same tokens: no divergence between them exists."""
@@ -72,48 +74,26 @@ def check_vocabularies(student_vocab: int, teacher_vocab: int, student_tok=None,
             )
 
 
-def _check(beta: float, temperature: float) -> None:
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
-
-
 def divergence(student_logits: Tensor, teacher_logits: Tensor, beta: float = 0.0,
                temperature: float = 1.0) -> Tensor:  # fmt: skip
-    """The per-token divergence (..., V) x (..., V) -> (...), computed in fp32 or wider.
+    """The per-token divergence (..., V) x (..., V) -> (...), computed in fp32 or wider
+    (fp64 stays fp64: the tests' oracle), differentiable by autograd.
 
     beta = 0 forward KL, beta = 1 reverse KL, between them JSD_beta (module docstring).
+    The formula is the fused kernel's (kernels.distill_torch.divergence_and_grad), here
+    on logits that exist.
     """
-    _check(beta, temperature)
+    check_settings(beta, temperature)
     if student_logits.shape[-1] != teacher_logits.shape[-1]:
         raise VocabularyMismatch(
             f"student logits over {student_logits.shape[-1]} tokens, teacher logits over "
             f"{teacher_logits.shape[-1]}: token-level distillation needs one vocabulary"
         )
-    log_s, log_t = _log_probs(student_logits, teacher_logits, temperature)
-    if beta == 0.0:
-        return _kl(log_t, log_s)
-    if beta == 1.0:
-        return _kl(log_s, log_t)
-    log_m = torch.logaddexp(log_t + math.log(beta), log_s + math.log(1.0 - beta))
-    return beta * _kl(log_t, log_m) + (1.0 - beta) * _kl(log_s, log_m)
-
-
-def _log_probs(student_logits: Tensor, teacher_logits: Tensor,
-               temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """Tempered log-softmax of both, in fp32 at least (fp64 stays fp64: the tests' oracle)."""
     dtype = torch.promote_types(torch.promote_types(student_logits.dtype, teacher_logits.dtype),
                                 torch.float32)  # fmt: skip
-    log_s = torch.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
-    log_t = torch.log_softmax(teacher_logits.to(dtype) / temperature, dim=-1)
-    return log_s, log_t
-
-
-def _kl(log_p: Tensor, log_q: Tensor) -> Tensor:
-    """KL(p || q) over the last dimension, from log-probabilities (0 log 0 = 0)."""
-    p = log_p.exp()
-    return torch.where(p > 0, p * (log_p - log_q), 0.0).sum(-1)
+    d, _ = divergence_and_grad(student_logits.to(dtype) / temperature,
+                               teacher_logits.to(dtype) / temperature, beta, need_grad=False)
+    return d
 
 
 def forward_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
