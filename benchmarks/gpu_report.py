@@ -13,9 +13,12 @@ liger-kernel` (a Liger row in the kernel benchmark). This script installs nothin
 The steps, in order, each a subprocess (this Python, cwd = the repository root) with its own
 timeout and log; one that fails or times out never stops the ones after it:
 
-    kernels    pytest tests/test_kernels.py tests/test_kernel_selfcheck.py (bf16 tests on CUDA)
+    kernels    pytest tests/test_kernels.py tests/test_kernel_selfcheck.py
+               tests/test_distill_kernel.py (the compiled kernels, bf16 tests on CUDA)
     logprobs   benchmarks/logprobs.py: the fused log-prob kernel vs naive, torch.compile, the
                bare GEMM and Liger; shapes cut to fit, the default grid from --budget-s 900
+    distill    benchmarks/distill_loss.py: the fused distillation loss (Triton, twin) vs the
+               naive path and Liger's fused JSD, N 4096 d 896 V 151936 in bf16
     generate   benchmarks/generate.py, qwen2.5-0.5b in bf16 vs transformers (eager decode)
     grpo_step  benchmarks/grpo_step.py: one GRPO step vs TRL
     base       the gpu-countdown base model, built if .cache/ has no valid one (~7-11 min on
@@ -69,6 +72,7 @@ from gpu_report_format import (  # noqa: E402
     render_report,
     status_text,
     summarize_base,
+    summarize_distill,
     summarize_generate,
     summarize_grpo_step,
     summarize_logprobs,
@@ -91,13 +95,14 @@ FULL_LOGPROBS_GRID_BUDGET_S = 900.0  # from this budget on, logprobs.py runs its
 DECODE_MODES: tuple[tuple[str, tuple[str, ...]], ...] = (("eager", ()),)
 DECODE_NOTE = "compiled and CUDA-graph decode: not built yet (eager only)"
 GENERATE_STEPS = tuple("generate" if m == "eager" else f"generate-{m}" for m, _ in DECODE_MODES)
-STEP_NAMES = ("kernels", "logprobs", *GENERATE_STEPS, "grpo_step", "base", "train")
+STEP_NAMES = ("kernels", "logprobs", "distill", *GENERATE_STEPS, "grpo_step", "base", "train")
 # Seconds guaranteed to each step (before scaling to the budget); they sum to 450 of the 480.
 STEP_RESERVE_S = {
     "kernels": 60.0,
     "logprobs": 80.0,
-    "generate": 90.0,
-    "grpo_step": 80.0,
+    "distill": 40.0,
+    "generate": 70.0,
+    "grpo_step": 60.0,
     "base": 30.0,
     "train": 110.0,
 }
@@ -121,7 +126,8 @@ def build_plan(info: dict, cpu: bool, budget_s: float, run_dir: Path) -> list[St
     # 1. kernel tests
     kernels = Step(
         "kernels", "GPU kernel tests (bf16)",
-        [py, "-m", "pytest", "-q", "tests/test_kernels.py", "tests/test_kernel_selfcheck.py"],
+        [py, "-m", "pytest", "-q", "tests/test_kernels.py", "tests/test_kernel_selfcheck.py",
+         "tests/test_distill_kernel.py"],
         STEP_RESERVE_S["kernels"], summarize=summarize_pytest,
         notes=["on CUDA the `gpu`-marked tests run (bf16 Triton vs naive bf16, int64 offsets)"],
     )  # fmt: skip
@@ -164,7 +170,21 @@ def build_plan(info: dict, cpu: bool, budget_s: float, run_dir: Path) -> list[St
         notes=lp_notes, summarize=summarize_logprobs,
     ))  # fmt: skip
 
-    # 3. generation, one step per entry of DECODE_MODES
+    # 3. distillation loss benchmark
+    dl_cmd = [py, "benchmarks/distill_loss.py", "--device", "cuda", "--dtype", "bfloat16",
+              "--repeats", "3"]  # fmt: skip
+    dl_notes = ["N 4096, d 896, V 151936 (a Qwen2.5-0.5B-sized head), forward KL; the GPU tiles "
+                "of kernels/distill_triton.py are untuned (GPU_TILES)"]  # fmt: skip
+    if cpu:
+        dl_cmd = [py, "benchmarks/distill_loss.py", "--n", "64", "--d", "16", "--v", "500",
+                  "--repeats", "1", "--variants", "twin", "naive"]  # fmt: skip
+        dl_notes = ["CPU smoke: the PyTorch twin vs naive at a tiny shape"]
+    steps.append(Step(
+        "distill", "fused distillation loss (Triton, twin) vs naive and Liger's fused JSD",
+        dl_cmd, STEP_RESERVE_S["distill"], notes=dl_notes, summarize=summarize_distill,
+    ))  # fmt: skip
+
+    # 4. generation, one step per entry of DECODE_MODES
     gen = [py, "benchmarks/generate.py", "--preset", "qwen2.5-0.5b", "--device", "cuda",
            "--dtype", "bfloat16", "--batch", "64", "--prompt-len", "128",
            "--new-tokens", "256"]  # fmt: skip
@@ -178,7 +198,7 @@ def build_plan(info: dict, cpu: bool, budget_s: float, run_dir: Path) -> list[St
             notes=[DECODE_NOTE] + (["CPU smoke: tiny-qwen2, fp32"] if cpu else []),
         ))  # fmt: skip
 
-    # 4. GRPO step vs TRL
+    # 5. GRPO step vs TRL
     grpo = [py, "benchmarks/grpo_step.py", "--device", "cuda"]
     grpo_notes = ['needs TRL (`pip install -e ".[bench]"`); without it the script exits 2']
     if cpu:
@@ -188,7 +208,7 @@ def build_plan(info: dict, cpu: bool, budget_s: float, run_dir: Path) -> list[St
         notes=grpo_notes, summarize=summarize_grpo_step,
     ))  # fmt: skip
 
-    # 5. the preset's base model, then its first 20 steps
+    # 6. the preset's base model, then its first 20 steps
     built = (BASE_CACHE / "manifest.json").is_file()
     steps.append(Step(
         "base", f"the {BASE_NAME} base model (built on first use)",

@@ -259,6 +259,22 @@ def summarize_logprobs(res: StepResult) -> Summary:
     return Summary(headline, lines)
 
 
+def summarize_distill(res: StepResult) -> Summary:
+    """benchmarks/distill_loss.py's table: the Triton (else twin) row's ratios to naive."""
+    lines = _clean_lines(res.stdout)
+    rows = {}
+    for ln in lines:
+        m = re.match(r"(twin|triton|liger)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", ln)
+        if m:
+            rows[m.group(1)] = (float(m.group(4)), float(m.group(5)))
+    name = "triton" if "triton" in rows else "twin" if "twin" in rows else None
+    headline = ""
+    if name:
+        mem, tim = rows[name]
+        headline = f"{name}: {mem:.3f} of naive memory, {tim:.2f}x naive time"
+    return Summary(headline, fenced(lines))
+
+
 def _shape(r: dict) -> tuple[int, int, int]:
     return (r["n"], r["h"], r["v"])
 

@@ -3,13 +3,13 @@
     from kernels import logprobs_and_entropy, logprobs_and_entropy_from_logits
     from kernels import fused_linear_divergence    # distillation: teacher vs. student
 
-The distillation loss has its PyTorch twin only (kernels/distill_torch.py); its Triton
-kernel is not written yet.
+Each has a Triton kernel (kernels/logprob_triton.py, kernels/distill_triton.py) and a
+PyTorch twin (kernels/logprob_torch.py, kernels/distill_torch.py); backend="auto" picks.
 
 Importing this package never imports Triton; the Triton kernels load on first use.
 """
 
-from kernels.distill_torch import fused_linear_divergence
+from kernels.distill import fused_linear_divergence
 from kernels.logprobs import logprobs_and_entropy, logprobs_and_entropy_from_logits
 
 __all__ = ["fused_linear_divergence", "logprobs_and_entropy", "logprobs_and_entropy_from_logits"]

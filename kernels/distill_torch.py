@@ -121,15 +121,15 @@ class _FusedLinearDivergence(torch.autograd.Function):
         return dh, dw, None, None, None, None, None, None
 
 
-def fused_linear_divergence(h_s: Tensor, w_s: Tensor, h_t: Tensor, w_t: Tensor,
-                            weights: Tensor, beta: float = 0.0, temperature: float = 1.0,
-                            chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Tensor:  # fmt: skip
-    """sum_n weights[n] * D_n (module docstring), without the (N, V) logits of either model.
-
-    h_s (N, d_s), w_s (V, d_s): the student's hidden states and LM head (with gradients);
-    h_t (N, d_t), w_t (V, d_t): the teacher's (no gradient); weights (N,).
-    """
+def check_inputs(h_s: Tensor, w_s: Tensor, h_t: Tensor, w_t: Tensor, weights: Tensor,
+                 beta: float, temperature: float) -> None:  # fmt: skip
+    """ValueError, in one line, for inputs the fused loss cannot take (either backend)."""
     check_settings(beta, temperature)
+    for name, x, dims in (("h_s", h_s, 2), ("w_s", w_s, 2), ("h_t", h_t, 2), ("w_t", w_t, 2),
+                          ("weights", weights, 1)):  # fmt: skip
+        if not isinstance(x, Tensor) or x.dim() != dims or not x.is_floating_point():
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a {dims}-D floating-point tensor, got {shape}")
     if w_s.shape[0] != w_t.shape[0]:
         raise ValueError(
             f"the student's LM head scores {w_s.shape[0]} tokens and the teacher's "
@@ -140,6 +140,22 @@ def fused_linear_divergence(h_s: Tensor, w_s: Tensor, h_t: Tensor, w_t: Tensor,
                          f"weights {weights.shape[0]}")  # fmt: skip
     if h_s.shape[1] != w_s.shape[1] or h_t.shape[1] != w_t.shape[1]:
         raise ValueError("hidden states and LM head disagree on the hidden size")
+    if h_s.dtype != w_s.dtype or h_t.dtype != w_t.dtype:
+        raise ValueError(f"each model's hidden states and head must share a dtype: student "
+                         f"{h_s.dtype}/{w_s.dtype}, teacher {h_t.dtype}/{w_t.dtype}")  # fmt: skip
+    if len({x.device for x in (h_s, w_s, h_t, w_t, weights)}) != 1:
+        raise ValueError("the student's and the teacher's tensors must be on one device")
+
+
+def torch_fused_linear_divergence(h_s: Tensor, w_s: Tensor, h_t: Tensor, w_t: Tensor,
+                                  weights: Tensor, beta: float = 0.0, temperature: float = 1.0,
+                                  chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Tensor:  # fmt: skip
+    """sum_n weights[n] * D_n (module docstring), without the (N, V) logits of either model.
+
+    h_s (N, d_s), w_s (V, d_s): the student's hidden states and LM head (with gradients);
+    h_t (N, d_t), w_t (V, d_t): the teacher's (no gradient); weights (N,).
+    """
+    check_inputs(h_s, w_s, h_t, w_t, weights, beta, temperature)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     return _FusedLinearDivergence.apply(h_s, w_s, h_t.detach(), w_t.detach(), weights.detach(),

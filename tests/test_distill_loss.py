@@ -18,7 +18,8 @@ from grpo.experiments.distill_loss import (
     on_policy_rows,
     reverse_kl,
 )
-from kernels.distill_torch import divergence_and_grad, fused_linear_divergence
+from kernels.distill_torch import divergence_and_grad
+from kernels.distill_torch import torch_fused_linear_divergence as fused_linear_divergence
 
 S = [2.0, 0.5, -1.0, 0.0]  # student logits of one token, V = 4
 T = [0.0, 1.5, 0.5, -2.0]  # teacher logits

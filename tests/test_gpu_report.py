@@ -81,15 +81,16 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, fragment):
 def test_unknown_step_message_lists_the_steps(capsys):
     with pytest.raises(SystemExit):
         gr.parse_args(["--only", "kernel"])
-    assert "steps: kernels, logprobs, generate, grpo_step, base, train" in capsys.readouterr().err
+    steps = "steps: kernels, logprobs, distill, generate, grpo_step, base, train"
+    assert steps in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "only, skip, names",
     [
-        (None, None, ["kernels", "logprobs", "generate", "grpo_step", "base", "train"]),
+        (None, None, ["kernels", "logprobs", "distill", "generate", "grpo_step", "base", "train"]),
         ("train,kernels", None, ["kernels", "train"]),  # plan order, not the order given
-        (None, "base,train", ["kernels", "logprobs", "generate", "grpo_step"]),
+        (None, "base,train", ["kernels", "logprobs", "distill", "generate", "grpo_step"]),
         ("logprobs,generate,base", "base", ["logprobs", "generate"]),
     ],
 )
@@ -273,7 +274,9 @@ def test_unused_time_flows_on_and_an_overrun_leaves_later_steps_skipped(tmp_path
 
     results = gr.run_steps(plan(), 480, tmp_path, execute=fake, clock=clock, emit=lambda s: None)
     assert calls[0] == ("kernels", 90)
-    assert calls[1] == ("logprobs", 470 - (90 + 80 + 30 + 110))  # kernels' 80 unused seconds
+    # kernels' 80 unused seconds flow on; the reserves after logprobs: distill 40, generate 70,
+    # grpo_step 60, base 30, train 110
+    assert calls[1] == ("logprobs", 470 - (40 + 70 + 60 + 30 + 110))
     assert [c[0] for c in calls] == ["kernels", "logprobs"]
     assert all(r.status == "skipped" and r.reason.startswith("budget spent") for r in results[2:])
 
@@ -285,6 +288,7 @@ def test_a_failure_or_timeout_never_stops_the_other_steps(tmp_path):
     outcomes = {
         "kernels": gr.Outcome(1, 5.0, "F.\n1 failed, 1 passed in 4.0s\n", "boom\n"),
         "logprobs": gr.Outcome(None, 12.0, "", "still going\n", timed_out=True),
+        "distill": gr.Outcome(0, 4.0, "twin 1372 38.16 0.082 0.73\n"),
         "generate": gr.Outcome(0, 3.0, "ratio ours / transformers: 1.80x\n"),
         "grpo_step": gr.Outcome(0, 3.0, "ratio TRL / ours: 2.00x\n"),
         "base": gr.Outcome(None, 50.0, "corpus: 300000 documents\n", "", timed_out=True),
@@ -297,8 +301,8 @@ def test_a_failure_or_timeout_never_stops_the_other_steps(tmp_path):
         return outcomes[name]
 
     results = gr.run_steps(plan(), 480, tmp_path, execute=fake, emit=lambda s: None)
-    assert ran == ["kernels", "logprobs", "generate", "grpo_step", "base"]
-    assert [r.status for r in results] == ["failed", "timed out", "ok", "ok", "timed out",
+    assert ran == ["kernels", "logprobs", "distill", "generate", "grpo_step", "base"]
+    assert [r.status for r in results] == ["failed", "timed out", "ok", "ok", "ok", "timed out",
                                            "skipped"]  # fmt: skip
     assert "the base step did not finish (timed out after" in results[-1].reason
 
@@ -326,7 +330,8 @@ def test_ctrl_c_stops_the_rest_and_still_writes_the_partial_report(tmp_path, cap
     assert "| 1. kernels | ok | 1.0 | 3 passed |" in seen_after_first[0]
     text = out.read_text()
     assert "| 2. logprobs | interrupted (Ctrl-C) |" in text
-    assert "| 3. generate | skipped: interrupted (Ctrl-C) |" in text
+    assert "| 3. distill | skipped: interrupted (Ctrl-C) |" in text
+    assert "| 4. generate | skipped: interrupted (Ctrl-C) |" in text
     assert text in capsys.readouterr().out  # the same block is printed
 
 
@@ -431,7 +436,8 @@ def test_markdown_report_from_canned_results(tmp_path):
     assert "| 3. generate | timed out after 120 s | 130.0 |" in text
     assert "| 4. grpo_step | skipped: budget spent (5 s left of 480 s) | - |  |" in text
     assert "### 2. logprobs: " in text and "### 4. grpo_step: " in text
-    cmd = "python -m pytest -q tests/test_kernels.py tests/test_kernel_selfcheck.py"
+    cmd = ("python -m pytest -q tests/test_kernels.py tests/test_kernel_selfcheck.py "
+           "tests/test_distill_kernel.py")
     assert f"```\n{cmd}\n```" in text
     assert "log `gpu_report_logs/01_kernels.log`" in text
     assert "**the GPU tests were skipped**" in text
@@ -497,3 +503,16 @@ def test_grpo_step_headline_is_the_last_ratio_or_the_reason():
     assert s.headline == "TRL / ours 2.25x (R1-Zero prompt); other rows 1.50x"
     s = gr.summarize_grpo_step(gr.StepResult(step, "failed", stderr="TRL is not installed\n"))
     assert s.headline == "no `ratio TRL / ours` line: TRL is not installed"
+
+
+def test_distill_summary_reads_the_kernel_row_of_the_table():
+    step = gr.Step("distill", "d", ["x"], 10)
+    out = ("variant        MiB        s  mem/naive  time/naive\n"
+           "twin          1372    38.16      0.082        0.73\n"
+           "naive        16678    52.52      1.000        1.00\n"
+           "triton         900     0.20      0.054        0.31\n"
+           "liger    liger-kernel not installed\n")  # fmt: skip
+    s = grf.summarize_distill(gr.StepResult(step, "ok", stdout=out))
+    assert s.headline == "triton: 0.054 of naive memory, 0.31x naive time"
+    s = grf.summarize_distill(gr.StepResult(step, "ok", stdout=out.replace("triton", "x")))
+    assert s.headline == "twin: 0.082 of naive memory, 0.73x naive time"
