@@ -187,7 +187,39 @@ def test_model_demo_means_the_tasks_demo_base():
     assert demo_base_name("demo", "addition") == "demo"
     assert demo_base_name("demo", "jsonl") == "demo"
     assert demo_base_name("gpu-countdown", "countdown") == "gpu-countdown"
-    assert set(BASES) == {"demo", "demo-countdown", "gpu-countdown", "demo-student"}
+    assert set(BASES) == {"demo", "demo-countdown", "gpu-countdown", "demo-student",
+                          "demo-countdown-student"}  # fmt: skip
+
+
+def test_the_shipped_countdown_student_is_valid_and_a_quarter_of_the_demo():
+    """demo-countdown-student: the countdown demo's corpus, tokenizer and recipe, a quarter
+    of the parameters, built on the task's default variant as the demo's base is."""
+    from dataclasses import asdict
+
+    from grpo.bases import ensure_base
+    from grpo.bases.build import (
+        COUNTDOWN_STUDENT_SHIPPED_DIR,
+        base_name,
+        base_run_config,
+        validate_base,
+    )
+    from grpo.bases.countdown_demo import COUNTDOWN_STUDENT_CONFIG
+    from model import load_pretrained
+
+    shipped = COUNTDOWN_STUDENT_SHIPPED_DIR
+    assert validate_base(shipped, COUNTDOWN_STUDENT_CONFIG) is None
+    assert ensure_base("demo-countdown-student", log=lambda *a: None) == shipped
+    assert base_name(COUNTDOWN_STUDENT_CONFIG) == "demo-countdown-student"
+    assert base_name(DEMO_COUNTDOWN_CONFIG) == "demo-countdown"
+    differ = {k for k, v in asdict(COUNTDOWN_STUDENT_CONFIG).items()
+              if asdict(DEMO_COUNTDOWN_CONFIG)[k] != v}  # fmt: skip
+    assert differ == {"hidden_size", "intermediate_size", "num_heads", "num_kv_heads"}
+    student = sum(p.numel() for p in load_pretrained(shipped).parameters())
+    demo = sum(p.numel() for p in load_pretrained(ensure_base("demo-countdown")).parameters())
+    assert 0.2 < student / demo < 0.3
+    assert (shipped / "tokenizer.json").read_text() == (
+        ensure_base("demo-countdown") / "tokenizer.json").read_text()  # fmt: skip
+    assert base_run_config(shipped) == base_run_config(ensure_base("demo-countdown"))
 
 
 def test_countdown_demo_defaults_reach_the_config(tmp_path):

@@ -13,14 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # The shipped untrained demo base as the teacher: sampled at temperature 1 it writes a
 # correct scratchpad in about one completion in five, enough traces for a toy run.
 TOY = ["--teacher", str(ROOT / "assets" / "demo-base"), "--questions", "16", "--k", "4",
-       "--heldout", "4", "--max-new-tokens", "96"]  # fmt: skip
+       "--validation", "4", "--heldout", "4", "--max-new-tokens", "96"]  # fmt: skip
 
 
 def _toy(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(distill, "RL_FLAGS", ["--steps", "1", "--prompts-per-step", "2", "--group-size",
-                                     "2", "--eval-n", "2", "--threads", "1"])  # fmt: skip
-    mp.setattr(distill, "SFT_FLAGS", ["--epochs", "1", "--batch-size", "4", "--eval-n", "0",
-                                      "--threads", "1"])  # fmt: skip
+    plan = distill.Plan(
+        "demo-student", questions=16, k=4, max_new_tokens=96,
+        rl_flags=["--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--threads",
+                  "1"],
+        sft_flags=["--epochs", "1", "--batch-size", "4", "--threads", "1"],
+        onpolicy_flags=["--steps", "2", "--batch-size", "4", "--threads", "1"],
+        evals_per_stage=1,
+    )  # fmt: skip
+    mp.setitem(distill.PLANS, "addition", plan)
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +33,45 @@ def done(tmp_path_factory):
     out = tmp_path_factory.mktemp("distill") / "d"
     with pytest.MonkeyPatch.context() as mp:
         _toy(mp)
-        assert distill.main(["--out", str(out), *TOY]) == 0
+        assert distill.main(["--out", str(out), *TOY, "--figure", str(out.parent / "f.png")]) == 0
     return out
 
 
 def test_results_map_every_model_to_its_accuracy(done):
     results = json.loads((done / "results.json").read_text())
     assert set(results) == {"teacher", "student_base", "student_rl", "student_distilled",
-                            "student_distilled_rl"}  # fmt: skip
+                            "student_kd", "student_onpolicy", "student_distilled_rl"}  # fmt: skip
     assert all(0.0 <= v <= 1.0 for v in results.values())
     summary = json.loads((done / "summary.json").read_text())
     for name, m in summary["models"].items():
         assert m["accuracy"] == results[name] and m["questions"] == 4
-        assert {"format_rate", "length", "seconds"} <= set(m)
+        assert {"format_rate", "length", "seconds", "student_tokens_sampled",
+                "student_tokens_trained", "teacher_tokens_sampled",
+                "teacher_tokens_scored", "curve"} <= set(m)  # fmt: skip
     assert summary["models"]["student_rl"]["seconds"] > 0
     assert 0 < summary["distill_data"]["acceptance_rate"] <= 1
+    assert (done.parent / "f.png").stat().st_size > 0
+
+
+def test_each_arm_counts_the_compute_it_used(done):
+    """The student's own tokens, and the teacher's, as each arm's recipe says."""
+    m = json.loads((done / "summary.json").read_text())["models"]
+    data = json.loads((done / "distill_data.json").read_text())
+    assert m["student_base"]["student_tokens"] == 0
+    rl = m["student_rl"]
+    assert rl["student_tokens_sampled"] == rl["student_tokens_trained"] > 0  # mu = 1
+    assert rl["teacher_tokens_sampled"] == rl["teacher_tokens_scored"] == 0
+    for name in ("student_distilled", "student_kd"):  # trained on the teacher's traces
+        assert m[name]["student_tokens_sampled"] == 0 < m[name]["student_tokens_trained"]
+        assert m[name]["teacher_tokens_sampled"] == data["tokens_sampled"] > 0
+    assert m["student_distilled"]["teacher_tokens_scored"] == 0
+    assert m["student_kd"]["teacher_tokens_scored"] == m["student_kd"]["student_tokens_trained"]
+    on = m["student_onpolicy"]
+    assert on["student_tokens_sampled"] == on["student_tokens_trained"] == on[
+        "teacher_tokens_scored"] > 0 and on["teacher_tokens_sampled"] == 0  # fmt: skip
+    best = m["student_distilled_rl"]["from"]
+    assert best in ("student_distilled", "student_kd", "student_onpolicy")
+    assert m["student_distilled_rl"]["student_tokens"] > m[best]["student_tokens"]
 
 
 def test_each_stage_reads_the_previous_ones_output(done):
@@ -56,7 +85,16 @@ def test_each_stage_reads_the_previous_ones_output(done):
     assert started_from("student_rl") == paths["student_base"]
     sft = json.loads((done / "student_distilled" / "sft_config.json").read_text())
     assert sft["model"] == paths["student_base"] and sft["data"] == str(done / "distill.jsonl")
-    assert started_from("student_distilled_rl") == paths["student_distilled"]
+    for name, beta, lmbda in (("student_kd", 0.0, 0.0), ("student_onpolicy", 1.0, 1.0)):
+        cfg = json.loads((done / name / "sft_config.json").read_text())
+        assert cfg["model"] == paths["student_base"] and cfg["teacher"] == paths["teacher"]
+        assert (cfg["beta"], cfg["lmbda"]) == (beta, lmbda)
+    on = json.loads((done / "student_onpolicy" / "sft_config.json").read_text())
+    assert on["data"] == str(done / "prompts.jsonl")
+    assert json.loads((done / "student_kd" / "sft_config.json").read_text())["data"] == str(
+        done / "distill.jsonl")  # fmt: skip
+    best = json.loads((done / "summary.json").read_text())["best_distilled"]
+    assert started_from("student_distilled_rl") == paths[best]
     assert Path(paths["student_distilled"]).parent.parent == done / "student_distilled"
 
 
@@ -77,10 +115,11 @@ def test_a_second_run_reuses_every_stage(done, monkeypatch):
     _toy(monkeypatch)
     lines = []
     before = (done / "results.json").read_text()
-    distill.run(distill.build_parser().parse_args(["--out", str(done), *TOY]), lines.append)
+    args = ["--out", str(done), *TOY, "--figure", str(done.parent / "f.png")]
+    distill.run(distill.build_parser().parse_args(args), lines.append)
     said = "\n".join(lines)
-    for stage in ("student_rl", "distillation data", "student_distilled",
-                  "student_distilled_rl"):  # fmt: skip
+    for stage in ("student_rl", "distillation data", "student_distilled", "student_kd",
+                  "student_onpolicy", "student_distilled_rl"):  # fmt: skip
         assert f"=== {stage}: " in said and "reused" in said, stage
     assert "train_zero.py" not in said and "train_sft.py" not in said
     assert (done / "results.json").read_text() == before

@@ -31,7 +31,12 @@ import torch
 from grpo.bases.addition import DEFAULT_CONFIG, STUDENT_CONFIG, StudentBuildConfig
 from grpo.bases.common import Log
 from grpo.bases.countdown import COUNTDOWN_CONFIG
-from grpo.bases.countdown_demo import DEMO_COUNTDOWN_CONFIG, CountdownDemoConfig
+from grpo.bases.countdown_demo import (
+    COUNTDOWN_STUDENT_CONFIG,
+    DEMO_COUNTDOWN_CONFIG,
+    CountdownDemoConfig,
+    CountdownStudentConfig,
+)
 from grpo.bases.pretrain import AnyConfig, pretrain, resolve_device
 from grpo.tasks import TINYZERO_COUNTDOWN
 from model.checkpoint import fsync_dir, save_pretrained, write_json_atomic
@@ -42,6 +47,8 @@ CACHE_DIR = REPO_ROOT / ".cache" / "demo-base"
 COUNTDOWN_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-countdown-base"
 STUDENT_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-student-base"
 STUDENT_CACHE_DIR = REPO_ROOT / ".cache" / "demo-student-base"
+COUNTDOWN_STUDENT_SHIPPED_DIR = REPO_ROOT / "assets" / "demo-countdown-student-base"
+COUNTDOWN_STUDENT_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-student-base"
 COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "demo-countdown-base"
 GPU_COUNTDOWN_CACHE_DIR = REPO_ROOT / ".cache" / "gpu-countdown-base"
 CHECKPOINT_FILES = (
@@ -53,21 +60,29 @@ MANIFEST = "manifest.json"
 # The names `ensure_base` (and the trainer's --model) take. "demo" and
 # "demo-countdown" are the CPU demos' bases (shipped); "gpu-countdown" is the
 # GPU preset's (built on first use); "demo-student" is the addition demo's
-# recipe at a quarter of the size, the student of grpo/experiments/distill.py (shipped).
+# recipe at a quarter of the size, the student of grpo/experiments/distill.py (shipped);
+# "demo-countdown-student" is the same for the countdown demo (distill.py --task countdown).
 # `--model demo` means the chosen task's demo base: DEMO_BASES[task].
-BASES = ("demo", "demo-countdown", "gpu-countdown", "demo-student")
+BASES = ("demo", "demo-countdown", "gpu-countdown", "demo-student", "demo-countdown-student")
 DEMO_BASES = {"addition": "demo", "countdown": "demo-countdown"}
 BUILD_COMMANDS = {
     "demo": "python -m grpo.demo build",
     "demo-countdown": "python -m grpo.demo build --base demo-countdown",
     "gpu-countdown": "python -m grpo.demo build --base gpu-countdown",
     "demo-student": "python -m grpo.demo build --base demo-student",
+    "demo-countdown-student": "python -m grpo.demo build --base demo-countdown-student",
 }
 SHIPPED_DIRS = {"demo": SHIPPED_DIR, "demo-countdown": COUNTDOWN_SHIPPED_DIR,
-                "demo-student": STUDENT_SHIPPED_DIR}  # fmt: skip
+                "demo-student": STUDENT_SHIPPED_DIR,
+                "demo-countdown-student": COUNTDOWN_STUDENT_SHIPPED_DIR}  # fmt: skip
 CACHE_DIRS = {"demo": CACHE_DIR, "demo-countdown": COUNTDOWN_CACHE_DIR,
               "gpu-countdown": GPU_COUNTDOWN_CACHE_DIR,
-              "demo-student": STUDENT_CACHE_DIR}  # fmt: skip
+              "demo-student": STUDENT_CACHE_DIR,
+              "demo-countdown-student": COUNTDOWN_STUDENT_CACHE_DIR}  # fmt: skip
+
+
+# The countdown bases built on the task's default variant (the others: TinyZero's ranges).
+CPU_COUNTDOWN_BASES = ("demo-countdown", "demo-countdown-student")
 
 
 def demo_base_name(model: str, task: str) -> str:
@@ -88,7 +103,7 @@ def base_run_config(path: str | Path) -> dict[str, Any]:
     build = manifest.get("build") if isinstance(manifest, dict) else None
     build = build if isinstance(build, dict) else {}
     out: dict[str, Any] = {"task": build.get("task", "addition")}
-    if out["task"] == "countdown" and build.get("base") != "demo-countdown":
+    if out["task"] == "countdown" and build.get("base") not in CPU_COUNTDOWN_BASES:
         out.update(TINYZERO_COUNTDOWN)
     return out
 
@@ -96,7 +111,8 @@ def base_run_config(path: str | Path) -> dict[str, Any]:
 def base_config(name: str) -> AnyConfig:
     """The default build config of a named base."""
     configs = {"demo": DEFAULT_CONFIG, "demo-countdown": DEMO_COUNTDOWN_CONFIG,
-               "gpu-countdown": COUNTDOWN_CONFIG, "demo-student": STUDENT_CONFIG}  # fmt: skip
+               "gpu-countdown": COUNTDOWN_CONFIG, "demo-student": STUDENT_CONFIG,
+               "demo-countdown-student": COUNTDOWN_STUDENT_CONFIG}  # fmt: skip
     if name not in configs:
         raise ValueError(f"unknown base {name!r}; bases: {', '.join(BASES)}")
     return configs[name]
@@ -104,6 +120,8 @@ def base_config(name: str) -> AnyConfig:
 
 def base_name(config: AnyConfig) -> str:
     """The name of the base a build config is a variant of."""
+    if isinstance(config, CountdownStudentConfig):
+        return "demo-countdown-student"
     if isinstance(config, CountdownDemoConfig):
         return "demo-countdown"
     if isinstance(config, StudentBuildConfig):
@@ -199,6 +217,9 @@ def build_base(
         elif name == "demo-student":
             what = ("distillation student base model (grpo/bases/, grpo/experiments/distill.py); "
                     "rebuild: ")
+        elif name == "demo-countdown-student":
+            what = ("countdown distillation student base model (grpo/bases/, "
+                    "grpo/experiments/distill.py --task countdown); rebuild: ")
         elif name == "demo-countdown":
             what = "R1-Zero countdown demo base model (grpo/bases/); rebuild: "
         else:

@@ -153,6 +153,24 @@ DEMO_COUNTDOWN_CONFIG = CountdownDemoConfig()
 
 
 @dataclass(frozen=True)
+class CountdownStudentConfig(CountdownDemoConfig):
+    """The "demo-countdown-student" base: the countdown demo's corpus, tokenizer and recipe
+    with about a quarter of its parameters (0.80M: hidden 128, 4 heads, 2 KV heads), the
+    student of `python -m grpo.experiments.distill --task countdown`."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 352
+    num_heads: int = 4
+    num_kv_heads: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "base": "demo-countdown-student"}
+
+
+COUNTDOWN_STUDENT_CONFIG = CountdownStudentConfig()
+
+
+@dataclass(frozen=True)
 class Try:
     """One try: a first step, then the finishing steps written (the last one hits, or none does)."""
 

@@ -13,7 +13,7 @@ grpo.experiments.r1_pipeline, grpo.search.test_time_compute).
     p.add_argument("--readability-weight", type=finite_float)   # nan and inf refused
     rows = read_rows(out / "evals.jsonl", "model")  # append with grpo.run.runfolder.JsonlWriter
     lines = markdown_table(["model", "accuracy"], [["base", "0.002"]])   # results as Markdown
-    model, tok, task = addition_policy(path, seed)            # a model of an experiment
+    model, tok, task = task_policy(path, seed)                # a model of an experiment
     [res] = heldout_eval(path, n, max_new_tokens, seed, log)  # the same held-out questions
 
 Each experiment keeps every stage's output in its --out folder and reuses it
@@ -360,23 +360,25 @@ def train_stage(main, what: str, run: Path, flags: list[str], stages: Stages, na
     return resolve_model_path(run)
 
 
-def addition_policy(path: str, seed: int = 0, log=None):
-    """(model, tokenizer, the addition task) for a checkpoint, run folder or built-in."""
+def task_policy(path: str, seed: int = 0, log=None, task: str = "addition"):
+    """(model, tokenizer, the task) for a checkpoint, run folder or built-in; `task` is
+    "addition" or "countdown" (its default variant, the CPU demo's)."""
     from grpo.run.policy import load_policy, pick_device
     from grpo.tasks import get_task
 
-    task = get_task("addition")
+    task = get_task(task)
     model, tok = load_policy(path, task, pick_device("auto"), log or (lambda *_: None), seed)
     return model, tok, task
 
 
-def heldout_eval(path: str, n: int, max_new_tokens: int, seed: int, log, temperatures=(0.0,)):
-    """grpo.evaluate on the first n held-out addition questions that fit the model (the same
+def heldout_eval(path: str, n: int, max_new_tokens: int, seed: int, log, temperatures=(0.0,),
+                 task: str = "addition"):  # fmt: skip
+    """grpo.evaluate on the first n held-out questions of `task` that fit the model (the same
     questions for every model of an experiment), once per temperature: [EvalResult]."""
     from grpo.evaluate import evaluate
     from grpo.run.context import heldout_that_fits
 
-    model, tok, task = addition_policy(path, seed)
+    model, tok, task = task_policy(path, seed, task=task)
     qs = heldout_that_fits(task, tok, n, max_new_tokens, model.config.max_position_embeddings,
                            log)  # fmt: skip
     return [evaluate(model, tok, task, qs, max_new_tokens=max_new_tokens, temperature=t,

@@ -39,7 +39,6 @@ from typing import Any  # noqa: E402
 
 from grpo.experiments.common import (  # noqa: E402
     Stages,
-    addition_policy,
     at_least,
     check_model,
     check_out,
@@ -49,6 +48,7 @@ from grpo.experiments.common import (  # noqa: E402
     markdown_table,
     prepare,
     read_rows,
+    task_policy,
     train_stage,
 )
 from grpo.run.runfolder import JsonlWriter  # noqa: E402
@@ -140,7 +140,7 @@ def sample_data(a, model_path: str, positions: range, file: Path, stages: Stages
     log(f"=== {name}: 2 samples of each of {len(positions)} train questions with "
         f"{model_path}, correct and readable ones kept")  # fmt: skip
     t0 = time.perf_counter()
-    model, tok, task = addition_policy(model_path, a.seed, log)
+    model, tok, task = task_policy(model_path, a.seed, log)
     records, stats = rejection_sample(
         model, tok, task, [rl_example(task, p) for p in positions], k=2, keep=1,
         max_new_tokens=a.max_new_tokens, seed=a.seed + len(name), positions=list(positions),

@@ -78,7 +78,7 @@ def rejection_sample(
 
     positions = list(positions) if positions is not None else list(range(len(examples)))
     records: list[dict[str, Any]] = []
-    passed = sampled = covered = 0
+    passed = sampled = covered = tokens = 0
     progress = Progress("rejection sampling", len(examples), log or (lambda *a: None),
                         unit="questions")  # fmt: skip
     model.eval()
@@ -89,6 +89,7 @@ def rejection_sample(
                          temperature=temperature, stop_strings=["</answer>"],
                          seed=seed * 1_000_003 + b)  # fmt: skip
         sampled += len(ro.texts)
+        tokens += sum(len(c) for c in ro.completion_ids)
         ok = [passes(s, f) and (also is None or also(t, chunk[i // k]))
               for i, (t, s, f) in enumerate(zip(ro.texts, ro.scores, ro.finish_reasons))]
         passed += sum(ok)
@@ -105,7 +106,8 @@ def rejection_sample(
         progress.update(q0 + len(chunk))
     progress.done()
     stats = {
-        "questions": len(examples), "samples": sampled, "passed": passed,
+        "questions": len(examples), "samples": sampled, "tokens_sampled": tokens,
+        "passed": passed,
         "acceptance_rate": passed / max(1, sampled),
         "questions_with_a_pass": covered, "coverage": covered / max(1, len(examples)),
         "records": len(records), "k": k, "keep": keep, "dedup": dedup,

@@ -43,7 +43,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from grpo.experiments.common import (  # noqa: E402
-    addition_policy,
     at_least,
     check_model,
     check_out,
@@ -52,6 +51,7 @@ from grpo.experiments.common import (  # noqa: E402
     markdown_table,
     prepare,
     run_stage,
+    task_policy,
 )
 
 # train_sft.py flags of each iteration's SFT beyond --model/--data/--out/--seed/--steps.
@@ -162,7 +162,7 @@ def iteration(a, n: int, model_path: str, base: str, log) -> dict[str, Any]:
     if not stats_file.is_file():
         log(f"=== iteration {n}: {a.k} samples of {a.questions} train questions with "
             f"{model_path}, rationalising the unsolved ones")  # fmt: skip
-        model, tok, task = addition_policy(model_path, a.seed, log)
+        model, tok, task = task_policy(model_path, a.seed, log)
         positions = list(range((n - 1) * a.questions, n * a.questions))
         records, stats = star_data(model, tok, task, [rl_example(task, p) for p in positions],
                                    k=a.k, max_new_tokens=a.max_new_tokens,

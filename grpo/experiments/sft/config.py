@@ -7,6 +7,7 @@ the flag. Saved as sft_config.json in the run folder; --resume reads it back.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -48,7 +49,17 @@ class SFTConfig:
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
     log_every: int = _f(10, "console progress line every N steps")
     threads: int = _f(0, "torch CPU threads (0 = torch's default)")
-    logprob_backend: str = _f("auto", "log-prob backend: auto, triton, torch")
+    logprob_backend: str = _f("auto", "kernel backend of the loss: auto, triton, torch")
+    # Token-level distillation (TRL GKDTrainer's names; grpo/experiments/distill_loss.py):
+    teacher: str | None = _f(None, "a teacher checkpoint or run folder: train on the per-token "
+                             "divergence from its next-token distribution instead of the NLL "
+                             "(it must share the student's vocabulary)")
+    beta: float = _f(0.0, "with --teacher: 0 forward KL(teacher || student), 1 reverse KL, "
+                     "between: the generalized Jensen-Shannon divergence")
+    temperature: float = _f(1.0, "with --teacher: both distributions' temperature, and the "
+                            "student's sampling temperature for --lmbda")
+    lmbda: float = _f(0.0, "with --teacher: the fraction of each batch's sequences the student "
+                      "samples itself from the prompts (1 = on-policy distillation)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -89,6 +100,14 @@ class SFTConfig:
         need(0 <= self.adam_beta2 < 1, "adam_beta2", "must be in [0, 1)")
         need(self.logprob_backend in ("auto", "triton", "torch"), "logprob_backend",
              "must be auto, triton or torch")  # fmt: skip
+        need(self.teacher != "", "teacher", "must name a checkpoint or run folder")
+        need(0 <= self.beta <= 1, "beta", "must be in [0, 1]")
+        need(0 <= self.lmbda <= 1, "lmbda", "must be in [0, 1]")
+        need(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
+             "must be a positive number")  # fmt: skip
+        if self.teacher is None:
+            for key, plain in (("beta", 0.0), ("lmbda", 0.0), ("temperature", 1.0)):
+                need(getattr(self, key) == plain, key, "needs --teacher (distillation)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -27,8 +27,10 @@ import torch
 from torch import Tensor
 
 
-def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The lines of an SFT file; a ValueError names the file and line of the first bad one."""
+def read_sft_jsonl(path: str | Path, prompts_only: bool = False) -> list[dict[str, Any]]:
+    """The lines of an SFT file; a ValueError names the file and line of the first bad one.
+    `prompts_only` (on-policy distillation, where the student writes every completion):
+    a line needs a prompt only."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "no such file"
@@ -37,13 +39,15 @@ def read_sft_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
     rows = []
     for where, row in jsonl_objects(path):
+        if prompts_only:
+            row = {**row, "completion": row.get("completion") or ""}
         for key in ("prompt", "completion"):
             if key not in row:
                 raise ValueError(f"{where}: missing {key!r}")
             if not isinstance(row[key], str):
                 raise ValueError(f"{where}: {key!r} must be a string, got "
                                  f"{type(row[key]).__name__}")  # fmt: skip
-        if not row["completion"].strip():
+        if not row["completion"].strip() and not prompts_only:
             raise ValueError(f"{where}: 'completion' is empty")
         if not row["prompt"]:
             raise ValueError(f"{where}: 'prompt' is empty (the completion's first token must "
@@ -109,7 +113,7 @@ def step_rows(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def by_length(rows: list[int], lengths: list[int], micro_batch_size: int) -> list[list[int]]:
-    """`rows` sorted by length (ties by row) and cut into micro-batches."""
+def by_length(rows: list[int], lengths, micro_batch_size: int) -> list[list[int]]:
+    """`rows` sorted by lengths[row] (ties by row) and cut into micro-batches."""
     order = sorted(rows, key=lambda r: (lengths[r], r))
     return [order[i : i + micro_batch_size] for i in range(0, len(order), micro_batch_size)]

@@ -3,6 +3,14 @@
     trainer = SFTTrainer(SFTConfig(data="sft.jsonl", out="runs/sft"))   # or resume=True
     trainer.train()
 
+With --teacher it is token-level distillation (TRL GKDTrainer's beta, temperature, lmbda):
+the same loop, with the per-token divergence from the frozen teacher's next-token
+distribution in place of the NLL (grpo/experiments/sft/loss.py, completion_divergence);
+with lmbda > 0, round(lmbda * batch) of each step's sequences are first re-sampled by the
+student from their prompts (grpo.experiments.distill_loss.on_policy_rows), so the teacher
+scores the student's own completions. Metrics rows then also count the tokens the student
+sampled and the teacher scored.
+
 One step: the next optimizer batch of the epoch's seeded order
 (grpo/experiments/sft/data.py), cut into length-sorted micro-batches; each micro-batch's
 completion NLL divided by the completion tokens of the whole batch, so the
@@ -34,6 +42,7 @@ import torch
 from grpo.evaluate import evaluate
 from grpo.experiments.sft.config import SFTConfig
 from grpo.experiments.sft.data import (
+    SFTExample,
     by_length,
     collate,
     read_sft_jsonl,
@@ -41,7 +50,7 @@ from grpo.experiments.sft.data import (
     steps_per_epoch,
     tokenize,
 )
-from grpo.experiments.sft.loss import completion_nll
+from grpo.experiments.sft.loss import completion_divergence, completion_nll
 from grpo.run.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
@@ -91,13 +100,15 @@ class SFTTrainer:
             raise FileExistsError(f"{self.run_dir} already holds a run; pass --resume to "
                                   "continue it or choose another --out")  # fmt: skip
         ckpt = latest_checkpoint(self.run_dir) if resume else None
-        rows = read_sft_jsonl(cfg.data)  # before the model: a bad file costs one line
+        # before the model: a bad file costs one line (with --lmbda 1 it needs prompts only)
+        rows = read_sft_jsonl(cfg.data, prompts_only=bool(cfg.teacher) and cfg.lmbda == 1.0)
         opts: dict[str, Any] = {"seed": cfg.seed, "template": cfg.template}
         if cfg.task == "jsonl":
             opts["path"] = cfg.task_path
         self.task = get_task(cfg.task, **opts)
         source = ckpt if ckpt is not None else cfg.model
         self.model, self.tok = load_policy(str(source), self.task, self.device, log, cfg.seed)
+        self.teacher = self._load_teacher() if cfg.teacher else None
         self.context = self.model.config.max_position_embeddings
         max_len = min(cfg.max_len or self.context, self.context)
         self.examples, dropped = tokenize(rows, self.tok, max_len)
@@ -106,7 +117,6 @@ class SFTTrainer:
                              f"{max_len} tokens (--max-len)")  # fmt: skip
         if dropped:
             log(f"data: dropped {dropped} of {len(rows)} examples longer than {max_len} tokens")
-        self.lengths = [len(ex) for ex in self.examples]
         self.per_epoch = steps_per_epoch(len(self.examples), cfg.batch_size)
         self.total_steps = cfg.steps or cfg.epochs * self.per_epoch
         if cfg.warmup_steps > self.total_steps:
@@ -139,6 +149,45 @@ class SFTTrainer:
         self._rng = rng_state()
         write_json_atomic(self.run_dir / CONFIG_FILE, cfg.to_dict())
         self.model.train()
+
+    def _load_teacher(self):
+        """The frozen teacher; VocabularyMismatch (one line) if it scores other tokens."""
+        from grpo.experiments.distill_loss import check_vocabularies
+
+        teacher, ttok = load_policy(self.cfg.teacher, self.task, self.device, self.log,
+                                    self.cfg.seed)  # fmt: skip
+        check_vocabularies(self.model.config.vocab_size, teacher.config.vocab_size, self.tok,
+                           ttok)  # fmt: skip
+        teacher.eval().requires_grad_(False)
+        return teacher
+
+    def _sample_own(self, rows: list[int], step: int) -> tuple[dict[int, SFTExample], int]:
+        """The student's own completions for round(lmbda * len(rows)) of the step's rows
+        ({row: example}, the tokens it sampled); the others keep the data's completion."""
+        from grpo.experiments.distill_loss import on_policy_rows
+        from model import generate
+
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        chosen = [r for r, own in zip(rows, on_policy_rows(len(rows), cfg.lmbda, g).tolist())
+                  if own]  # fmt: skip
+        if not chosen:
+            return {}, 0
+        prompts = [self.examples[r].prompt_ids for r in chosen]
+        budget = min(cfg.max_new_tokens, self.context - max(len(p) for p in prompts))
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = generate(self.model, prompts, max_new_tokens=budget,
+                               temperature=cfg.temperature, eos_ids=self.tok.eos_ids,
+                               stop_strings=["</answer>"], tokenizer=self.tok,
+                               pad_id=self.tok.pad_id,
+                               seed=cfg.seed * 1_000_003 + step)  # fmt: skip
+        finally:
+            self.model.train()
+        own = {r: SFTExample(list(p), list(c)) for r, p, c in zip(chosen, prompts,
+                                                                 out.completions())}  # fmt: skip
+        return own, sum(len(c) for c in out.completions())
 
     def close(self) -> None:
         if self._lock is not None:
@@ -175,18 +224,25 @@ class SFTTrainer:
         step = self.step + 1
         epoch, i = divmod(step - 1, self.per_epoch)
         rows = step_rows(len(self.examples), cfg.batch_size, cfg.seed, epoch)[i]
+        own, sampled = self._sample_own(rows, step) if self.teacher and cfg.lmbda else ({}, 0)
+        examples = {r: own.get(r, self.examples[r]) for r in rows}
+        lengths = {r: len(ex) for r, ex in examples.items()}
         # The divisor: every completion token of the step (each micro-batch's share of the mean).
-        tokens = sum(len(self.examples[r].completion_ids) for r in rows)
+        tokens = sum(len(ex.completion_ids) for ex in examples.values())
         lr = lr_at(step, cfg, self.total_steps)
         for group in self.opt.param_groups:
             group["lr"] = lr
         nll = 0.0
-        for part in by_length(rows, self.lengths, cfg.micro_batch_size):
-            batch = collate([self.examples[r] for r in part], self.tok.pad_id, self.device)
-            s, _ = completion_nll(self.model, batch, cfg.logprob_backend)
+        for part in by_length(rows, lengths, cfg.micro_batch_size):
+            batch = collate([examples[r] for r in part], self.tok.pad_id, self.device)
+            if self.teacher is None:
+                s, _ = completion_nll(self.model, batch, cfg.logprob_backend)
+            else:
+                s, _ = completion_divergence(self.model, self.teacher, batch, cfg.beta,
+                                             cfg.temperature, cfg.logprob_backend)  # fmt: skip
             if not torch.isfinite(s):
                 self._diverged(step, f"loss is {s.item()}")
-            (s / tokens).backward()
+            (s / max(tokens, 1)).backward()
             nll += float(s.detach())
         clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -195,8 +251,11 @@ class SFTTrainer:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step = step
-        row = {"step": step, "epoch": epoch + 1, "loss": nll / tokens, "tokens": tokens,
+        row = {"step": step, "epoch": epoch + 1, "loss": nll / max(tokens, 1), "tokens": tokens,
                "sequences": len(rows), "lr": lr, "grad_norm": float(gn)}  # fmt: skip
+        if self.teacher is not None:  # the compute of a distillation step
+            row.update(sampled_tokens=sampled, on_policy_sequences=len(own),
+                       teacher_tokens=tokens)  # fmt: skip
         self.metrics.write(row)
         self._rng = rng_state()
         return row
