@@ -194,3 +194,13 @@ def test_sigterm_outside_a_stage_exits_143(tmp_path, monkeypatch, capsys):
         signal.signal(signal.SIGTERM, old)
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and "SIGTERM: stopped" in err
+
+
+def test_a_student_of_another_vocabulary_is_refused_before_anything_is_written(tmp_path,
+                                                                               capsys):  # fmt: skip
+    out = tmp_path / "d"
+    assert distill.main(["--out", str(out), "--task", "countdown", "--student",
+                         "demo-student", "--figure", str(tmp_path / "f.png")]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "--student demo-student and the teacher demo-countdown: " in err
+    assert "one vocabulary" in err and len(err.splitlines()) == 1 and not out.exists()

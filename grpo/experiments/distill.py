@@ -71,7 +71,8 @@ MODELS = ("teacher", "student_base", "student_rl", "student_distilled", "student
 DISTILLED = ("student_distilled", "student_kd", "student_onpolicy")
 SETTINGS = ("task", "teacher", "student", "questions", "k", "validation", "heldout",
             "max_new_tokens", "seed")  # fmt: skip
-BEHAVIOUR = ("tries_mean", "gave_up_frac", "false_yes_frac", "recovered_frac")  # countdown
+BEHAVIOUR = ("tries_mean", "gave_up_frac", "false_yes_frac", "recovered_frac",
+             "truncated_frac")  # countdown, and cut at the budget
 
 
 @dataclass
@@ -166,7 +167,28 @@ def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
                 a.max_new_tokens, heldout=a.heldout, sampled=train, task=task, log=log)  # fmt: skip
     check_model("--student", a.student, a.max_new_tokens, heldout=a.heldout, sampled=train,
                 task=task, builtins=True, log=log)  # fmt: skip
+    check_one_vocabulary(a.teacher or demo_base(a.task), a.student, log)
     return {k: getattr(a, k) for k in SETTINGS}
+
+
+def check_one_vocabulary(teacher: str, student: str, log) -> None:
+    """The two KL arms compare the teacher's and the student's distributions token by
+    token: refuse a student whose vocabulary is not the teacher's before any work."""
+    from grpo.bases import BASES, ensure_base
+    from grpo.experiments.distill_loss import check_vocabularies
+    from grpo.run.checkpoint import resolve_model_path
+    from model import PRESETS, ModelConfig, Tokenizer
+
+    if student in PRESETS:  # a random init: it takes the task's tokenizer when it loads
+        return
+    t, s = (ensure_base(m, log=log) if m in BASES else resolve_model_path(m)
+            for m in (teacher, student))  # fmt: skip
+    try:
+        check_vocabularies(ModelConfig.from_hf_config(s).vocab_size,
+                           ModelConfig.from_hf_config(t).vocab_size, Tokenizer.from_dir(s),
+                           Tokenizer.from_dir(t))  # fmt: skip
+    except ValueError as e:
+        raise ValueError(f"--student {student} and the teacher {teacher}: {e}") from None
 
 
 def demo_base(task: str) -> str:
@@ -457,7 +479,7 @@ def figure(summary: dict[str, Any], out: Path) -> Path:
     ax.set_title(f"Distillation vs. RL on the {summary['task']} student")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", ncol=2)  # above the teacher line
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
