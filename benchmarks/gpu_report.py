@@ -7,8 +7,8 @@
     python benchmarks/gpu_report.py --allow-cpu          # CPU smoke run at tiny sizes (no GPU)
 
 Set-up on a fresh GPU machine: the README's, with a CUDA build of torch, then `pip install -e
-".[dev,plot]"`, `pip install -e ".[bench]"` for the TRL comparison and optionally `pip install
-liger-kernel` (a Liger row in the kernel benchmark). This script installs nothing.
+".[dev,plot]"`, and `pip install -e ".[bench]"` for the TRL comparison and the Liger rows of
+the kernel benchmarks. This script installs nothing.
 
 The steps, in order, each a subprocess (this Python, cwd = the repository root) with its own
 timeout and log; one that fails or times out never stops the ones after it:
@@ -159,7 +159,7 @@ def build_plan(info: dict, cpu: bool, budget_s: float, run_dir: Path) -> list[St
     if info.get("liger-kernel"):
         lp_notes.append(f"liger-kernel {info['liger-kernel']} installed: Liger's FLCE is a row")
     else:
-        lp_notes.append("liger-kernel not installed: no Liger row (`pip install liger-kernel`)")
+        lp_notes.append("liger-kernel not installed: no Liger row (`pip install -e '.[bench]'`)")
     if cpu:
         lp_cmd = [py, "benchmarks/logprobs.py", "--cpu", "--n", "256", "--h", "64", "--v",
                   "1000", "--iters", "1"]  # fmt: skip

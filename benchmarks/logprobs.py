@@ -175,7 +175,7 @@ def run_gpu(args) -> None:
         try:
             import liger_kernel  # noqa: F401
         except ImportError:
-            print("liger: liger_kernel is not installed (pip install liger-kernel); skipped")
+            print("liger: liger_kernel is not installed (pip install -e '.[bench]'); skipped")
             variants = [v for v in variants if v != "liger"]
     print(
         f"device: {torch.cuda.get_device_name()}, dtype {args.dtype}, median of {args.iters} "
