@@ -439,7 +439,8 @@ def test_unknown_model_lists_the_builtins(tmp_path, capsys, model, said):
 
     rc = train_zero.main(["--out", str(tmp_path / "run"), "--model", model])
     line = _one_line(capsys.readouterr().err)
-    builtins = "demo, demo-countdown, gpu-countdown, demo-student, tiny, small"
+    builtins = ("demo, demo-countdown, gpu-countdown, demo-student, demo-countdown-student, "
+                "tiny, small")
     assert rc == 2 and said in line and builtins in line, line
     assert not (tmp_path / "run").exists()
 

@@ -26,6 +26,10 @@ countdown ranges and a ~34M-parameter model; it is built on first use into
     python -m grpo.demo build --base gpu-countdown           # on CUDA if available
     path = ensure_base("gpu-countdown")                      # what --model gpu-countdown uses
 
+The students of grpo/experiments/distill.py, "demo-student" (addition) and
+"demo-countdown-student", are the two CPU demos' corpora, tokenizers and recipes at about a
+quarter of the parameters, shipped in assets/ beside them.
+
 Template: "r1zero". The prompt ends with "Assistant:" and the model must open
 <think> itself, as in the paper. Measured on 500 held-out problems (numbers
 in assets/README.md): greedy decoding gives a bare <answer> block every time

@@ -1,6 +1,6 @@
 """Distillation vs. RL on a small model, in miniature (DeepSeek-R1's distillation claim).
 
-    python -m grpo.experiments.distill --task countdown --out runs/distill-cd   # ~30 min, 2 cores
+    python -m grpo.experiments.distill --task countdown --out runs/distill-cd   # ~22 min, 2 cores
     python -m grpo.experiments.distill --out runs/distill                      # addition
     python -m grpo.experiments.distill --task countdown --out D --teacher runs/cd   # reuse one
 

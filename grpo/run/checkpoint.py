@@ -43,7 +43,7 @@ STATE_FILE = "trainer_state.pt"
 LATEST = "latest"
 # What `--model` accepts besides a folder: the demo bases, then the random-init presets.
 BUILTIN_MODELS = ("demo", "demo-countdown", "gpu-countdown", "demo-student",
-                  *(k for k in PRESETS if k != "demo"))  # fmt: skip
+                  "demo-countdown-student", *(k for k in PRESETS if k != "demo"))  # fmt: skip
 
 
 def rng_state() -> dict[str, Any]:

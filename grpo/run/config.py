@@ -39,8 +39,9 @@ class TrainConfig:
     model: str = _f("demo", "a Hugging Face checkpoint folder, a run folder, or a built-in: "
                     "demo (the chosen task's CPU demo base: demo-countdown for countdown, "
                     "else the addition base), demo-countdown, gpu-countdown (the GPU "
-                    "preset's base, built on first use), demo-student (the addition "
-                    "base at a quarter of the size), tiny, small (random init)")
+                    "preset's base, built on first use), demo-student, "
+                    "demo-countdown-student (the addition and countdown bases at a quarter "
+                    "of the size), tiny, small (random init)")
     task: str = _f("addition", "task name: addition, countdown, jsonl")
     task_path: str | None = _f(None, "for --task jsonl: the file of {question, answer} lines")
     # countdown's variant; None = the task's own default (grpo/tasks/countdown.py: CountdownTask)

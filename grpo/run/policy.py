@@ -75,7 +75,8 @@ def task_tokenizer(task, vocab_size: int, n: int = 2000) -> Tokenizer:
 def load_policy(model: str, task, device: torch.device, log=say, seed: int = 0):
     """(model fp32 on device, tokenizer) for `model`: a built-in base (the task's, for
     "demo"), a random-init preset (initialised from `seed`), or a checkpoint or run folder."""
-    if model in ("demo", "demo-countdown", "gpu-countdown", "demo-student"):
+    if model in ("demo", "demo-countdown", "gpu-countdown", "demo-student",
+                 "demo-countdown-student"):  # fmt: skip
         from grpo.bases import demo_base_name, ensure_base
 
         path = ensure_base(demo_base_name(model, task.name), log=log)

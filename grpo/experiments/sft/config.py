@@ -20,7 +20,8 @@ class SFTConfig:
     data: str | None = _f(None, "JSONL of {\"prompt\": ..., \"completion\": ...} lines "
                           "(required; python -m grpo.experiments.rejection writes one)")
     model: str = _f("demo", "the base: a checkpoint folder, a run folder (its latest "
-                    "checkpoint), or a built-in (demo, demo-countdown, demo-student, tiny, small)")
+                    "checkpoint), or a built-in (demo, demo-countdown, demo-student, "
+                    "demo-countdown-student, tiny, small)")
     task: str = _f("addition", "the task of the held-out evaluation: addition, countdown, jsonl")
     task_path: str | None = _f(None, "for --task jsonl: the file of {question, answer} lines")
     template: str = _f("r1zero", "prompt template of the held-out evaluation")
