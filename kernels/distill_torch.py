@@ -57,13 +57,14 @@ def divergence_and_grad(s: Tensor, t: Tensor, beta: float,
     """(D (n,), dD/ds (n, V) or None) from tempered logits s, t (n, V), in their dtype."""
     log_s = torch.log_softmax(s, dim=-1)
     log_t = torch.log_softmax(t, dim=-1)
-    p_s, p_t = log_s.exp(), log_t.exp()
+    p_t = log_t.exp()
     grad = None
-    if beta == 0.0:
+    if beta == 0.0:  # p_S only for the gradient: one (n, V) tensor less under autograd
         d = _kl(p_t, log_t, log_s)
         if need_grad:
-            grad = p_s - p_t
+            grad = log_s.exp() - p_t
         return d, grad
+    p_s = log_s.exp()
     if beta == 1.0:
         d = _kl(p_s, log_s, log_t)
         g = log_s - log_t
