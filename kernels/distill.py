@@ -20,7 +20,6 @@ Tests: python -m pytest -q tests/test_distill_kernel.py tests/test_distill_loss.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Callable
 
 import torch
@@ -68,15 +67,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    if device.type != "cuda" or importlib.util.find_spec("triton") is None:
-        return "torch"
-    key = str(device)
-    if key not in _SELF_CHECKED:
-        _SELF_CHECKED[key] = distill_self_check(device)
-        if _SELF_CHECKED[key] is not None:
-            print(f"warning: the Triton distillation kernel failed its self-check on {key} "
-                  f"({_SELF_CHECKED[key]}); using the PyTorch twin", file=sys.stderr)  # fmt: skip
-    return "torch" if _SELF_CHECKED[key] is not None else "triton"
+    from kernels.logprobs import _auto_backend
+
+    return _auto_backend(device, distill_self_check, _SELF_CHECKED, "distillation")
 
 
 def fused_linear_divergence(h_s: Tensor, w_s: Tensor, h_t: Tensor, w_t: Tensor,

@@ -126,17 +126,21 @@ def triton_self_check(device: torch.device | str, candidate: Callable | None = N
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
 
 
-def _auto_backend(device: torch.device, check: Callable[[torch.device], str | None]) -> str:
-    """What "auto" means on `device`: the Triton kernel on CUDA if it passes `check` once."""
+def _auto_backend(device: torch.device, check: Callable[[torch.device], str | None],
+                  checked: dict[str, str | None] | None = None,
+                  kernel: str = "log-prob") -> str:  # fmt: skip
+    """What "auto" means on `device`: the Triton kernel on CUDA if it passes `check` once
+    (`checked` remembers each device's verdict; kernels/distill.py passes its own)."""
     if device.type != "cuda" or importlib.util.find_spec("triton") is None:
         return "torch"
+    checked = _SELF_CHECKED if checked is None else checked
     key = str(device)
-    if key not in _SELF_CHECKED:
-        _SELF_CHECKED[key] = check(device)
-        if _SELF_CHECKED[key] is not None:
-            print(f"warning: the Triton log-prob kernel failed its self-check on {key} "
-                  f"({_SELF_CHECKED[key]}); using the PyTorch twin", file=sys.stderr)  # fmt: skip
-    return "torch" if _SELF_CHECKED[key] is not None else "triton"
+    if key not in checked:
+        checked[key] = check(device)
+        if checked[key] is not None:
+            print(f"warning: the Triton {kernel} kernel failed its self-check on {key} "
+                  f"({checked[key]}); using the PyTorch twin", file=sys.stderr)  # fmt: skip
+    return "torch" if checked[key] is not None else "triton"
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
