@@ -81,12 +81,16 @@ def test_greedy_and_sample_need_no_verifier(ev, tmp_path):
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--task", "countdown", "--strategy", "beam"], "needs a task with reasoning steps"),
+    [(["--task", "jsonl", "--task-path", "QA", "--strategy", "beam"],
+      "needs a task with reasoning steps"),
      (["--strategy", "best_of_n", "--verifier", "no/such/verifier"], "not a folder written by"),
      (["--strategy", "astar"], "--strategy"),
      (["--strategy", "mcts", "--mcts-rule", "ucb2"], "--mcts-rule")],
 )  # fmt: skip
 def test_bad_strategy_settings_are_one_line(flags, message, tmp_path):
+    qa = tmp_path / "qa.jsonl"  # a task whose completions have no steps a search can expand
+    qa.write_text('{"question": "What is 2 + 2?", "answer": "4"}\n')
+    flags = [str(qa) if f == "QA" else f for f in flags]
     res = subprocess.run(
         [sys.executable, "eval.py", "--model", "demo", "--n", "2", *flags,
          "--json", str(tmp_path / "x.json")],

@@ -232,3 +232,43 @@ def test_policy_steps_end_at_a_delimiter_or_finish(addition_base):
         assert nxt and expand.calls == 2
     with pytest.raises(ValueError, match="delimiter"):
         PolicySteps(model, tok, prompt, delimiters=())
+
+
+def test_generate_within_cuts_each_row_at_its_budget(addition_base):
+    from grpo.search.tree import generate_within
+    from model import generate
+
+    model, tok, task = addition_base
+    ids = tok.encode_batch([task.prompt(ex) for ex in task.heldout(3)])
+    kw = {"stop_strings": ["</answer>"], "temperature": 1.0, "seed": 4}
+    same = generate_within(model, tok, ids, [20, 20, 20], 2, **kw)
+    plain = generate(model, ids, max_new_tokens=20, num_samples=2, eos_ids=tok.eos_ids,
+                     tokenizer=tok, pad_id=tok.pad_id, stop_strings=["</answer>"],
+                     temperature=1.0, seed=4)  # fmt: skip
+    assert same.completions() == plain.completions()  # equal budgets: plain generate
+    cut = generate_within(model, tok, ids, [3, 20, 1], 2, **kw)
+    full = plain.lengths.tolist()
+    assert cut.lengths.tolist() == [min(n, b) for n, b in zip(full, [3, 3, 20, 20, 1, 1])]
+    assert [c[:len(x)] for c, x in zip(plain.completions(), cut.completions())] \
+        == cut.completions()  # fmt: skip
+    with pytest.raises(ValueError, match="budget must be >= 1"):
+        generate_within(model, tok, ids, [0, 5, 5], 1, **kw)
+
+
+def test_policy_steps_never_pass_the_completion_budget(addition_base):
+    from grpo.search.tree import PolicySteps
+
+    model, tok, task = addition_base
+    prompt = task.prompt(task.heldout(1)[0]) + " <think>"
+    expand = PolicySteps(model, tok, prompt, delimiters=(", ",), seed=3, max_new_tokens=5)
+    for s in expand((), 6):
+        assert len(tok.encode(s.text)) <= 5
+    used = " 0597 + 0912:"  # a prefix that has taken most of a budget of 8 tokens
+    n_used = len(tok.encode(prompt + used)) - len(tok.encode(prompt))
+    expand = PolicySteps(model, tok, prompt, delimiters=(", ",), seed=3,
+                         max_new_tokens=n_used + 2)  # fmt: skip
+    steps = expand((used,), 6)
+    assert steps and all(len(tok.encode(prompt + used + s.text)) - len(tok.encode(prompt))
+                         <= n_used + 2 + 1 for s in steps)  # fmt: skip
+    # A step that uses up the budget is final, whether or not it ends at a delimiter.
+    assert all(s.finished for s in steps if len(tok.encode(s.text)) >= 2)

@@ -12,7 +12,8 @@ import grpo.search.test_time_compute as ttc
 TINY = ["--rl", "assets/demo-base", "--questions", "3", "--max-new-tokens", "24",
         "--verifier-questions", "4", "--verifier-samples", "4", "--verifier-epochs", "1",
         "--rollouts", "1"]  # fmt: skip
-KEYS = {"model", "strategy", "budget", "accuracy", "policy_tokens", "verifier_tokens", "verifier"}
+KEYS = {"task", "model", "strategy", "budget", "accuracy", "policy_tokens", "verifier_tokens",
+        "verifier"}
 
 
 def _toy(mp: pytest.MonkeyPatch) -> None:
@@ -61,7 +62,7 @@ def test_one_command_writes_results_figure_and_resumes(done, toy, capsys):
     assert len({(r["model"], r["strategy"], r["budget"], r["verifier"]) for r in results}) == len(
         results)  # fmt: skip
     for r in results:
-        assert set(r) >= KEYS and r["model"] in ("base", "rl")
+        assert set(r) >= KEYS and r["model"] in ("base", "rl") and r["task"] == "addition"
         assert r["strategy"] in ("greedy", "majority", "best_of_n", "weighted_best_of_n",
                                  "beam", "mcts")  # fmt: skip
         assert r["verifier"] in ("none", "rule", "orm", "prm")
@@ -79,8 +80,17 @@ def test_one_command_writes_results_figure_and_resumes(done, toy, capsys):
         assert by["base", "best_of_n", n, "rule"]["accuracy"] >= by[
             "base", "majority", n, "none"]["accuracy"]  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["verifiers"]["prm"]["heldout_exact_steps"]["prm"]["steps"] > 0
-    assert set(summary["seconds"]) >= {"rl", "orm", "prm", "eval_base", "eval_rl"}
+    # Each model is judged by verifiers trained on its own samples, checked on held-out ones.
+    for m in ("base", "rl"):
+        v = summary["verifiers"][m]
+        assert v["prm"]["heldout_exact_steps"]["prm"]["steps"] > 0
+        for k in ("orm", "prm"):
+            assert 0 <= v[k]["heldout_judged"]["roc_auc"] <= 1
+            meta = json.loads((out / "verifiers" / m / k / "verifier.json").read_text())
+            policy = summary["models"][m]
+            assert meta["policy"] == policy
+    assert set(summary["seconds"]) >= {"rl", "base_orm", "base_prm", "rl_orm", "rl_prm",
+                                       "eval_base", "eval_rl"}  # fmt: skip
     # Run again: every record is reused (nothing is measured twice), the results are equal.
     capsys.readouterr()
     assert ttc.main(["--out", str(out), "--figure", str(fig), *TINY]) == 0
@@ -102,7 +112,7 @@ def test_searches_equal_eval_py(done, toy, tmp_path):
     for flags, key in [
         (["--strategy", "greedy"], ("base", "greedy", 1, "none")),
         (["--strategy", "beam", "--beam-width", "2", "--expand", "2", "--verifier",
-          str(out / "verifiers" / "prm")], ("base", "beam", 4, "prm")),
+          str(out / "verifiers" / "base" / "prm")], ("base", "beam", 4, "prm")),
     ]:  # fmt: skip
         path = tmp_path / f"{key[1]}.json"
         assert ev.main([*common, *flags, "--json", str(path)]) == 0
@@ -161,9 +171,31 @@ def test_sigterm_exits_143_and_ctrl_c_130(tmp_path, monkeypatch, capsys, rc):
 def test_other_settings_need_another_out(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
+    args = ttc.build_parser().parse_args(["--out", "x"])
+    for name, value in ttc.TASK_DEFAULTS["addition"].items():
+        setattr(args, name, value)  # as check_args fills them in
     (out / "settings.json").write_text(json.dumps(
-        {k: getattr(ttc.build_parser().parse_args(["--out", "x"]), k) for k in ttc.SETTINGS}
-        | {"rl": None, "questions": 7}))  # fmt: skip
+        {k: getattr(args, k) for k in ttc.SETTINGS} | {"rl": None, "questions": 7}))  # fmt: skip
     assert ttc.main(["--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "other settings (questions 7 -> 200)" in err and "use another --out" in err
+
+
+def test_countdown_defaults_and_refusals(tmp_path, monkeypatch, capsys):
+    """--task countdown takes the countdown demo's budget and figure; its checks run first."""
+    import train_zero
+
+    monkeypatch.setattr(train_zero, "main", lambda flags: pytest.fail("training started"))
+    a = ttc.build_parser().parse_args(["--out", str(tmp_path / "o"), "--task", "countdown"])
+    settings = ttc.check_args(a)
+    assert settings["task"] == "countdown" and settings["max_new_tokens"] == 480
+    assert a.figure == "docs/test_time_compute_countdown.png"
+    assert not (tmp_path / "o").exists()
+    assert ttc.main(["--out", str(tmp_path / "o"), "--task", "countdown", "--max-new-tokens",
+                     "900"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "exceeds the model's context" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        ttc.main(["--out", str(tmp_path / "o"), "--task", "sudoku"])
+    assert e.value.code == 2
+    assert "invalid choice: 'sudoku'" in capsys.readouterr().err

@@ -43,8 +43,17 @@ def test_train_writes_a_loadable_verifier(tmp_path, kind, capsys, graded_by_leng
     assert meta2 == meta and v.kind == kind
     ids = torch.tensor([tok.encode("What is 1 + 2. Assistant: <answer>3</answer>")])
     assert v(ids).shape == ids.shape
+    # --balance hard (the default): as many wrong completions as right ones, all distinct.
+    kinds = meta["train_kinds"]
+    assert kinds["right"] == sum(n for k, n in kinds.items() if k != "right") > 0
+    assert meta["train_completions"] == 2 * kinds["right"] <= meta["train_samples"] == 16 * 8
+    judged = meta["heldout_judged"]  # every held-out sample, judged whole
+    assert judged["completions"] == meta["heldout_before"]["labels"] if kind == "orm" else True
+    assert 0 <= judged["roc_auc"] <= 1
+    assert sum(f["right"] + f["wrong"] for f in judged["by_format"].values()) \
+        == judged["completions"]  # fmt: skip
     if kind == "orm":  # one label per completion, at its last token
-        assert meta["train_labels"] == 16 * 8
+        assert meta["train_labels"] == meta["train_completions"]
         assert meta["heldout_exact_steps"] is None
     else:  # addition steps are checkable by rule: every held-out step label is compared
         exact = meta["heldout_exact_steps"]
@@ -52,12 +61,21 @@ def test_train_writes_a_loadable_verifier(tmp_path, kind, capsys, graded_by_leng
         assert 0 <= exact["prm"]["agreement"] <= 1
     log = capsys.readouterr().out
     assert "epoch 1/1: loss" in log and f"verifier written to {out}" in log
+    assert "held-out completions" in log and "ROC area" in log
+
+
+def test_balance_none_keeps_every_sample(tmp_path, graded_by_length):
+    out = tmp_path / "orm"
+    assert cli(["train", *TINY, "--kind", "orm", "--balance", "none", "--out", str(out)]) == 0
+    meta = json.loads((out / "verifier.json").read_text())
+    assert meta["train_labels"] == meta["train_completions"] == 16 * 8
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--kind", "prm", "--task", "countdown"], "needs a task with step delimiters"),
+        (["--kind", "prm", "--task", "jsonl", "--task-path", "x.jsonl"],
+         "needs a task with step delimiters"),
         (["--kind", "orm", "--questions", "0"], "--questions must be >= 1"),
         (["--kind", "orm", "--lr", "0"], "--lr must be > 0"),
         (["--kind", "orm", "--policy", "no/such/folder"], "no such folder"),

@@ -37,8 +37,13 @@ from dataclasses import dataclass
 
 import torch
 
-from grpo.search.tree import PolicySteps, beam_search_many, mcts_many, weighted_vote
-from model import generate
+from grpo.search.tree import (
+    PolicySteps,
+    beam_search_many,
+    generate_within,
+    mcts_many,
+    weighted_vote,
+)
 from model.generate import left_pad
 
 STRATEGIES = ("greedy", "sample", "majority", "best_of_n", "weighted_best_of_n", "beam", "mcts")
@@ -105,20 +110,23 @@ class VerifierScorer:
 
 def sample_many(
     policy, tok, prompts: list[str], n: int, max_new: int, seed: int, max_rows: int = 512,
-    temperature: float = 1.0,
+    temperature: float = 1.0, used: list[int] | None = None,
 ) -> tuple[list[list[str]], list[list[int]]]:  # fmt: skip
     """n completions of every prompt, and the policy tokens each one took.
 
-    At most `max_rows` rows per policy call; call j uses seed + j.
+    At most `max_rows` rows per policy call; call j uses seed + j. `used[i]`: tokens of
+    the completion budget `max_new` that prompt i's text has already taken (a search's
+    prefix), so its continuations take at most max_new - used[i] (at least 1).
     """
     texts: list[list[str]] = []
     tokens: list[list[int]] = []
     per_call = max(1, max_rows // n)
     for j, c0 in enumerate(range(0, len(prompts), per_call)):
         chunk = prompts[c0 : c0 + per_call]
-        out = generate(policy, tok.encode_batch(chunk), max_new_tokens=max_new, num_samples=n,
-                       temperature=temperature, eos_ids=tok.eos_ids, stop_strings=[ANSWER_END],
-                       tokenizer=tok, pad_id=tok.pad_id, seed=seed + j)  # fmt: skip
+        left = [max(1, max_new - (used[c0 + i] if used else 0)) for i in range(len(chunk))]
+        out = generate_within(policy, tok, tok.encode_batch(chunk), left, n,
+                              stop_strings=[ANSWER_END], temperature=temperature,
+                              seed=seed + j)  # fmt: skip
         done = tok.decode_batch(out.completions())
         lengths = out.lengths.tolist()
         for i in range(len(chunk)):
@@ -156,12 +164,21 @@ def run_strategy(name: str, policy, tok, task, example, scorer, **kw) -> Strateg
 def run_strategy_many(
     name: str, policy, tok, task, examples, scorer, *, n: int = 8, width: int = 4,
     expand: int = 4, simulations: int = 16, max_new_tokens: int = 128,
-    delimiters: tuple[str, ...] = (", ",), seed: int = 0, max_rows: int = 512,
+    delimiters: tuple[str, ...] | None = None, seed: int = 0, max_rows: int = 512,
     rule: str = "uct",
 ) -> list[StrategyResult]:  # fmt: skip
-    """Run one strategy on every question of `examples` (see the module docstring)."""
+    """Run one strategy on every question of `examples` (see the module docstring).
+
+    The searches' steps end at `delimiters` (default: the task's, STEP_DELIMITERS:
+    addition's ", ", countdown's verdicts " yes." / " no."), and no completion, searched
+    or sampled, takes more than `max_new_tokens` tokens.
+    """
+    from grpo.search.verifiers.train import MAX_STEP_TOKENS, STEP_DELIMITERS
+
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    if delimiters is None:
+        delimiters = STEP_DELIMITERS.get(task.name, (", ",))
     prompts = [task.prompt(ex) for ex in examples]
     Q = len(examples)
     policy_tokens = [0] * Q
@@ -183,7 +200,8 @@ def run_strategy_many(
                                scores))  # fmt: skip
     else:
         steps = PolicySteps(policy, tok, prompts, delimiters=delimiters, seed=seed,
-                            max_rows=max_rows)  # fmt: skip
+                            max_rows=max_rows, max_new_tokens=max_new_tokens,
+                            max_step_tokens=MAX_STEP_TOKENS.get(task.name, 48))  # fmt: skip
 
         def score(requests):
             return scorer([(q, "".join(p)) for q, p in requests])
@@ -202,10 +220,13 @@ def run_strategy_many(
                         if not p or p[-1].endswith(delimiters)]  # fmt: skip
                 if todo:
                     rollout_calls[0] += 1
-                    tails, used = sample_many(
-                        policy, tok, [prompts[requests[i][0]] + texts[i] for i in todo], 1,
-                        max_new_tokens, seed + 104_729 * rollout_calls[0], max_rows,
-                    )  # fmt: skip
+                    heads = [prompts[requests[i][0]] + texts[i] for i in todo]
+                    taken = [len(a) - len(b) for a, b in zip(
+                        tok.encode_batch(heads),
+                        tok.encode_batch([prompts[requests[i][0]] for i in todo]))]  # fmt: skip
+                    tails, used = sample_many(policy, tok, heads, 1, max_new_tokens,
+                                              seed + 104_729 * rollout_calls[0], max_rows,
+                                              used=taken)  # fmt: skip
                     for i, tail, u in zip(todo, tails, used):
                         q, p = requests[i]
                         policy_tokens[q] += sum(u)

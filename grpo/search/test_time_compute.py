@@ -1,21 +1,26 @@
 """Test-time compute, both kinds side by side: search against verifiers vs. thinking longer.
 
     python -m grpo.search.test_time_compute --out runs/ttc          # about 20 minutes on 2 cores
+    python -m grpo.search.test_time_compute --task countdown --out runs/ttc-cd
     python -m grpo.search.test_time_compute --out runs/ttc --rl runs/addition-x  # reuse a Zero run
 
-On the addition demo (test-time compute against verifiers, as in Snell et al. 2024),
-one command:
-  1. trains the R1-Zero model: train_zero.py's default demo into OUT/rl (or takes --rl);
-  2. trains the verifiers on the base's own samples (python -m grpo.search.verifiers train):
-     an ORM (OUT/verifiers/orm) and a PRM (OUT/verifiers/prm);
+On a demo task (--task addition, the default, or countdown; test-time compute against
+verifiers, as in Snell et al. 2024), one command:
+  1. trains the R1-Zero model: train_zero.py's demo of the task into OUT/rl (or takes --rl);
+  2. trains the verifiers that search each model on that model's own samples
+     (python -m grpo.search.verifiers train, balanced, with hard negatives): an ORM and a
+     PRM for the base (OUT/verifiers/base/orm, .../prm) and for the RL model
+     (OUT/verifiers/rl/orm, .../prm). A PRM's steps are addition's scratchpad columns, or
+     countdown's tries (each ends with its verdict, " yes." or " no.");
   3. runs every strategy at several budgets on the base and on the RL model, on
      the same --questions held-out questions, at --max-new-tokens:
        greedy;  majority (verifier none), best_of_n (rule: the oracle, i.e. pass@n;
        orm), weighted_best_of_n (orm, prm) at n = 1, 2, 4, 8, 16;
        beam (prm) at widths 1, 2, 4 with 4 expansions;  mcts (prm) at 4, 8, 16 simulations;
   4. writes OUT/results.json (one record per model, strategy, budget, verifier:
-     accuracy, policy_tokens and verifier_tokens per question) and the figure
-     (--figure, default docs/test_time_compute.png): accuracy against policy tokens
+     task, accuracy, policy_tokens and verifier_tokens per question) and the figure
+     (--figure, default docs/test_time_compute.png, docs/test_time_compute_countdown.png
+     for countdown): accuracy against policy tokens
      per question (log x), one line per strategy, base solid, RL dashed; and
      against all tokens read or written, policy + verifier.
 
@@ -23,14 +28,15 @@ The sampling strategies at n < 16 use the first n of 16 samples drawn once per
 question (the usual way to trace a budget curve; at n = 16 the samples are
 those of `eval.py --strategy ... --samples 16 --max-new-tokens M --seed S`).
 greedy, beam and mcts equal `eval.py --strategy ...` with the same flags, with
---verifier OUT/verifiers/prm for the searches.
+--verifier OUT/verifiers/MODEL/prm for the searches.
 
 Every stage's output is kept: the RL run and the verifiers are reused when
 they exist, and each record is appended to OUT/records.jsonl as soon as it is
 measured, so a stopped run continues where it was when the command is run
 again. OUT/summary.json has the settings, the seconds of each stage and the
-verifiers' held-out checks (including the PRM's agreement with exact step
-correctness).
+verifiers' held-out checks: each one's ROC area on held-out samples of the model it
+judges, its mean score on right and wrong completions of each format (the shortcut
+check), and the PRM's agreement with exact step correctness.
 """
 
 from __future__ import annotations
@@ -53,8 +59,17 @@ MCTS_SIMULATIONS = (4, 8, 16)
 # (strategy, verifier) pairs traced over SAMPLE_BUDGETS from one pool of samples.
 POOLED = (("majority", "none"), ("best_of_n", "rule"), ("best_of_n", "orm"),
           ("weighted_best_of_n", "orm"), ("weighted_best_of_n", "prm"))  # fmt: skip
-SETTINGS = ("questions", "seed", "max_new_tokens", "verifier_questions", "verifier_samples",
-            "verifier_epochs", "rollouts")  # fmt: skip
+SETTINGS = ("task", "questions", "seed", "max_new_tokens", "verifier_questions",
+            "verifier_samples", "verifier_heldout", "verifier_epochs", "rollouts")  # fmt: skip
+MODELS = ("base", "rl")
+KINDS = ("orm", "prm")
+# Per task: the completion budget (the demo's), the verifiers' train questions, the figure.
+TASK_DEFAULTS = {
+    "addition": {"max_new_tokens": 128, "verifier_questions": 500, "verifier_heldout": 100,
+                 "figure": "docs/test_time_compute.png"},
+    "countdown": {"max_new_tokens": 480, "verifier_questions": 300, "verifier_heldout": 50,
+                  "figure": "docs/test_time_compute_countdown.png"},
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(prog="python -m grpo.search.test_time_compute",
                            description=__doc__.split("\n")[0])  # fmt: skip
     p.add_argument("--out", required=True, help="folder for the runs, verifiers and results")
-    p.add_argument("--figure", default="docs/test_time_compute.png", help="output PNG")
+    p.add_argument("--task", default="addition", choices=sorted(TASK_DEFAULTS),
+                   help="the demo task (default addition)")  # fmt: skip
+    p.add_argument("--figure", default=None,
+                   help="output PNG (default docs/test_time_compute.png; "
+                        "docs/test_time_compute_countdown.png for countdown)")  # fmt: skip
     p.add_argument("--rl", default=None,
-                   help="an R1-Zero-trained checkpoint or run folder of the addition demo "
+                   help="an R1-Zero-trained checkpoint or run folder of the task's demo "
                         "(default: train one into OUT/rl with train_zero.py defaults)")  # fmt: skip
     p.add_argument("--questions", type=int, default=200, help="held-out questions")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="completion budget")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="completion budget (default: addition 128, countdown 480)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verifier-questions", type=int, default=500,
-                   help="train questions the verifiers learn from")  # fmt: skip
-    p.add_argument("--verifier-samples", type=int, default=8, help="base samples per question")
+    p.add_argument("--verifier-questions", type=int, default=None,
+                   help="train questions each verifier learns from (addition 500, "
+                        "countdown 300)")  # fmt: skip
+    p.add_argument("--verifier-samples", type=int, default=8,
+                   help="samples per question, of the model the verifier judges")  # fmt: skip
+    p.add_argument("--verifier-heldout", type=int, default=None,
+                   help="held-out questions of each verifier's check (addition 100, "
+                        "countdown 50)")  # fmt: skip
     p.add_argument("--verifier-epochs", type=int, default=2)
     p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
     return p
@@ -82,12 +107,16 @@ def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
     """The settings, every check made before anything is written: the flags, --out,
     --figure (a PNG can be written there), and each model (--rl, the demo base): it loads,
     and its context holds every question it is asked at --max-new-tokens."""
+    from grpo.bases import demo_base_name
     from grpo.bases.common import TEMPLATE
     from grpo.experiments.common import check_model, check_out, check_writable
     from grpo.tasks import get_task
 
+    for name, value in TASK_DEFAULTS[a.task].items():
+        if getattr(a, name) is None:
+            setattr(a, name, value)
     for name in ("questions", "max_new_tokens", "verifier_questions", "verifier_samples",
-                 "verifier_epochs", "rollouts"):  # fmt: skip
+                 "verifier_heldout", "verifier_epochs", "rollouts"):  # fmt: skip
         if getattr(a, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     if a.seed < 0:
@@ -97,14 +126,16 @@ def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
     if figure.suffix.lower() != ".png":
         raise ValueError(f"--figure {figure}: expected a .png path")
     check_writable("--figure", figure)
-    task = get_task("addition", seed=a.seed, template=TEMPLATE)
+    task = get_task(a.task, seed=a.seed, template=TEMPLATE)
     asked = task.heldout(a.questions)
-    # The verifiers are trained on the base's samples of train and held-out questions.
+    # The verifiers are trained on each model's samples of train and held-out questions.
     verifier_qs = [task.train_example(i) for i in range(a.verifier_questions)]
+    verifier_qs += task.heldout(a.verifier_heldout)
     if a.rl:
-        check_model("--rl", a.rl, a.max_new_tokens, sampled=asked, task=task, log=log)
-    check_model(None, "demo", a.max_new_tokens, sampled=asked + verifier_qs + task.heldout(100),
-                task=task, log=log)  # fmt: skip
+        check_model("--rl", a.rl, a.max_new_tokens, sampled=asked + verifier_qs, task=task,
+                    log=log)  # fmt: skip
+    check_model(None, demo_base_name("demo", a.task), a.max_new_tokens,
+                sampled=asked + verifier_qs, task=task, log=log)  # fmt: skip
     return {k: getattr(a, k) for k in SETTINGS} | {"rl": a.rl}
 
 
@@ -120,31 +151,38 @@ def rl_model(a: argparse.Namespace, log) -> Path:
     run = Path(a.out) / "rl"
     from grpo.experiments.common import run_stage
 
-    flags = ["--out", str(run), "--plot", "false", "--seed", str(a.seed)]
+    flags = ["--out", str(run), "--plot", "false", "--seed", str(a.seed), "--task", a.task]
     if (run / "metrics.jsonl").exists():
         flags.append("--resume")
     run_stage(train_zero.main, flags, "R1-Zero model: train_zero.py", log)
     return resolve_model_path(run)
 
 
-def verifier(a: argparse.Namespace, kind: str, log) -> Path:
-    """OUT/verifiers/KIND, trained on the demo base's samples unless it exists."""
+def verifier(a: argparse.Namespace, model: str, policy: Path, kind: str, log) -> Path:
+    """OUT/verifiers/MODEL/KIND, trained on that model's own samples unless it exists."""
     from grpo.search.verifiers.train import build_parser as verifier_parser
     from grpo.search.verifiers.train import train
 
-    out = Path(a.out) / "verifiers" / kind
+    out = Path(a.out) / "verifiers" / model / kind
     if (out / "verifier.json").is_file():
-        log(f"=== {kind.upper()}: {out} exists, reused")
+        log(f"=== {kind.upper()} of the {model} model: {out} exists, reused")
         return out
-    flags = ["--policy", "demo", "--task", "addition", "--kind", kind, "--out", str(out),
+    flags = ["--policy", str(policy), "--task", a.task, "--kind", kind, "--out", str(out),
              "--questions", str(a.verifier_questions), "--samples", str(a.verifier_samples),
-             "--heldout", "100", "--rollouts", str(a.rollouts), "--epochs",
+             "--heldout", str(a.verifier_heldout), "--rollouts", str(a.rollouts), "--epochs",
              str(a.verifier_epochs), "--max-new-tokens", str(a.max_new_tokens), "--seed",
              str(a.seed)]  # fmt: skip
-    log(f"=== {kind.upper()}: python -m grpo.search.verifiers train {' '.join(flags)}")
+    log(f"=== {kind.upper()} of the {model} model: python -m grpo.search.verifiers train "
+        f"{' '.join(flags)}")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     train(verifier_parser().parse_args(flags), log=log)
     return out
+
+
+# What summary.json keeps of each verifier's verifier.json.
+VERIFIER_CHECKS = ("train_samples", "train_completions", "train_kinds", "train_labels",
+                   "train_positive_labels", "heldout", "heldout_judged", "heldout_exact_steps",
+                   "seconds")  # fmt: skip
 
 
 # ------------------------------------------------------------------ stage 3
@@ -222,7 +260,8 @@ def pooled(model_name, policy, tok, task, examples, verifiers, a, records, log) 
             p_tok += sum(lengths[q][:n])
             v_tok += sum(read[v][sl])
         Q = len(examples)
-        records.add({"model": model_name, "strategy": s, "budget": n, "verifier": v,
+        records.add({"task": task.name, "model": model_name, "strategy": s, "budget": n,
+                     "verifier": v,
                      "accuracy": right / Q, "policy_tokens": p_tok / Q,
                      "verifier_tokens": v_tok / Q, "samples": n, "questions": Q,
                      "seconds": spent / len(wanted), "pooled_from": N}, log)  # fmt: skip
@@ -245,7 +284,8 @@ def searched(model_name, policy, tok, task, examples, verifiers, a, records, log
         p_tok = sum(r.policy_tokens for r in res)
         v_tok = sum(r.verifier_tokens for r in res)
         Q = len(examples)
-        rec = {"model": model_name, "strategy": name, "budget": budget, "verifier": v,
+        rec = {"task": task.name, "model": model_name, "strategy": name, "budget": budget,
+               "verifier": v,
                "accuracy": right / Q, "policy_tokens": p_tok / Q, "verifier_tokens": v_tok / Q,
                **({"beam_width": kw["width"]} if "width" in kw else {}),
                **({"simulations": kw["simulations"]} if "simulations" in kw else {}),
@@ -264,7 +304,7 @@ STYLE = {("greedy", "none"): ("black", "greedy"), ("majority", "none"): ("C0", "
          ("mcts", "prm"): ("C5", "MCTS, PRM (4, 8, 16 simulations)")}  # fmt: skip
 
 
-def figure(results: list[dict], out: Path, questions: int) -> Path:
+def figure(results: list[dict], out: Path, questions: int, task: str = "addition") -> Path:
     """Accuracy against policy tokens (left) and policy + verifier tokens (right), log x."""
     from grpo.run.plot import _matplotlib
 
@@ -286,7 +326,7 @@ def figure(results: list[dict], out: Path, questions: int) -> Path:
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("policy + verifier tokens per question (log)" if total
                       else "policy tokens generated per question (log)")  # fmt: skip
-    axes[0].set_ylabel(f"held-out accuracy ({questions} addition questions)")
+    axes[0].set_ylabel(f"held-out accuracy ({questions} {task} questions)")
     axes[0].set_title("solid: the base searched against verifiers; dashed: the R1-Zero model")
     axes[1].set_title("the same, counting the tokens a learned verifier reads")
     axes[0].legend(fontsize=7, loc="lower right")
@@ -301,7 +341,7 @@ def figure(results: list[dict], out: Path, questions: int) -> Path:
 def run(a: argparse.Namespace, log=print) -> list[dict]:
     import torch
 
-    from grpo.bases import ensure_base
+    from grpo.bases import demo_base_name, ensure_base
     from grpo.bases.common import TEMPLATE
     from grpo.experiments.common import prepare
     from grpo.run.plot import _matplotlib
@@ -325,16 +365,17 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
         write_json_atomic(summary_path, summary)
         return res
 
-    paths = {"base": ensure_base("demo")}
+    paths = {"base": ensure_base(demo_base_name("demo", a.task))}
     paths["rl"] = stage("rl", lambda: rl_model(a, log))
-    vpaths = {k: stage(k, lambda k=k: verifier(a, k, log)) for k in ("orm", "prm")}
-    verifiers, summary["verifiers"] = {}, {}
-    for k, p in vpaths.items():
-        verifiers[k], _tok, meta = load_verifier(p)
-        summary["verifiers"][k] = {key: meta.get(key) for key in (
-            "train_labels", "train_positive_labels", "heldout", "heldout_exact_steps", "seconds")}
+    verifiers: dict[str, dict] = {m: {} for m in MODELS}
+    summary["verifiers"] = {m: {} for m in MODELS}
+    for m in MODELS:
+        for k in KINDS:
+            p = stage(f"{m}_{k}", lambda m=m, k=k: verifier(a, m, paths[m], k, log))
+            verifiers[m][k], _tok, meta = load_verifier(p)
+            summary["verifiers"][m][k] = {key: meta.get(key) for key in VERIFIER_CHECKS}
     summary["models"] = {k: str(v) for k, v in paths.items()}
-    task = get_task("addition", seed=a.seed, template=TEMPLATE)
+    task = get_task(a.task, seed=a.seed, template=TEMPLATE)
     examples = task.heldout(a.questions)
     records = Records(out / "records.jsonl")
     torch.manual_seed(a.seed)
@@ -344,7 +385,7 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
         log(f"=== strategies on the {name} model ({path}), {len(examples)} held-out questions")
         for fn in (pooled, searched):
             stage(f"eval_{name}", lambda fn=fn, name=name, policy=policy, tok=tok: fn(
-                name, policy, tok, task, examples, verifiers, a, records, log))  # fmt: skip
+                name, policy, tok, task, examples, verifiers[name], a, records, log))  # fmt: skip
     order = {(m, s, v): i for i, (m, (s, v)) in enumerate(
         (m, sv) for m in ("base", "rl") for sv in STYLE)}  # fmt: skip
     results = sorted(records.rows, key=lambda r: (order[r["model"], r["strategy"], r["verifier"]],
@@ -353,7 +394,7 @@ def run(a: argparse.Namespace, log=print) -> list[dict]:
     summary["seconds"]["this_invocation"] = time.perf_counter() - t_all
     write_json_atomic(summary_path, summary)
     log(f"wrote {out / 'results.json'} ({len(results)} records)")
-    log(f"wrote {figure(results, Path(a.figure), len(examples))}")
+    log(f"wrote {figure(results, Path(a.figure), len(examples), a.task)}")
     return results
 
 

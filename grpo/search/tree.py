@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+import torch
+
 from model import generate
 
 Prefix = tuple[str, ...]
@@ -236,13 +238,36 @@ def mcts_many(
 
 
 # ---------------------------------------------------------------------- the policy as expand()
+def generate_within(policy, tok, ids: list[list[int]], budgets: Sequence[int], n: int, *,
+                    stop_strings: Sequence[str], temperature: float, seed: int,
+                    return_logprobs: bool = False):  # fmt: skip
+    """generate() of n samples of each prompt, row i stopped after budgets[i] tokens.
+
+    A search continues prefixes that have already used part of the completion budget:
+    each continuation may take only what is left of it. One call decodes up to the
+    largest budget (at most what the context leaves after the longest prompt) and each
+    row's `lengths` is cut to its own budget; with equal budgets this is plain generate.
+    """
+    if min(budgets) < 1:
+        raise ValueError(f"every budget must be >= 1 token, got {min(budgets)}")
+    room = policy.config.max_position_embeddings - max(len(x) for x in ids)
+    out = generate(policy, ids, max_new_tokens=max(1, min(max(budgets), room)), num_samples=n,
+                   temperature=temperature, eos_ids=tok.eos_ids, stop_strings=list(stop_strings),
+                   tokenizer=tok, pad_id=tok.pad_id, seed=seed,
+                   return_logprobs=return_logprobs)  # fmt: skip
+    cap = torch.tensor([b for b in budgets for _ in range(n)], dtype=out.lengths.dtype)
+    out.lengths = torch.minimum(out.lengths, cap.to(out.lengths.device))
+    return out
+
+
 class PolicySteps:
     """`expand` for beam_search and mcts: k next steps sampled from the policy.
 
     A step is the text the policy writes after prompt + prefix, up to and
     including the first step delimiter (the addition scratchpad's ", "), or up
     to the end of the answer. A step that does not end with a delimiter is
-    finished (the answer, EOS, or `max_step_tokens` reached). Identical
+    finished (the answer, EOS, or `max_step_tokens` reached; with `max_new_tokens`, also
+    a step that uses up the completion budget, prefix included). Identical
     samples are merged into one step; a step's prior is its probability under
     the policy, exp(sum of its tokens' log-probs at `temperature`). The text is
     re-tokenised at every call, as text-level step search does.
@@ -259,7 +284,7 @@ class PolicySteps:
     def __init__(
         self, policy, tok, prompts: str | Sequence[str], delimiters: Sequence[str] = (", ",),
         answer_end: str = "</answer>", max_step_tokens: int = 48, temperature: float = 1.0,
-        seed: int = 0, max_rows: int = 512,
+        seed: int = 0, max_rows: int = 512, max_new_tokens: int | None = None,
     ) -> None:  # fmt: skip
         if not delimiters or any(not d for d in delimiters):
             raise ValueError("PolicySteps needs at least one non-empty step delimiter")
@@ -267,7 +292,7 @@ class PolicySteps:
         self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self.delimiters, self.answer_end = tuple(delimiters), answer_end
         self.max_step_tokens, self.temperature, self.seed = max_step_tokens, temperature, seed
-        self.max_rows = max_rows
+        self.max_rows, self.max_new_tokens = max_rows, max_new_tokens
         self.calls = 0
         self.tokens = [0] * len(self.prompts)
 
@@ -285,20 +310,30 @@ class PolicySteps:
 
     def _call(self, requests: Sequence[Request], k: int) -> list[list[Step]]:
         ids = self.tok.encode_batch([self.prompts[q] + "".join(p) for q, p in requests])
-        out = generate(
-            self.policy, ids, max_new_tokens=self.max_step_tokens, num_samples=k,
-            temperature=self.temperature, eos_ids=self.tok.eos_ids,
-            stop_strings=[*self.delimiters, self.answer_end], tokenizer=self.tok,
-            pad_id=self.tok.pad_id, seed=self.seed + self.calls, return_logprobs=True,
-        )  # fmt: skip
+        budget = self.max_new_tokens
+        used = [0] * len(requests)  # completion tokens each prefix has taken
+        if budget is not None:
+            bare = self.tok.encode_batch([self.prompts[q] for q, _ in requests])
+            used = [len(x) - len(b) for x, b in zip(ids, bare)]
+        # The tokens each step may take: what the completion budget leaves, at most a step's.
+        left = [max(1, min(self.max_step_tokens, budget - u)) if budget is not None
+                else self.max_step_tokens for u in used]  # fmt: skip
+        out = generate_within(self.policy, self.tok, ids, left, k,
+                              stop_strings=[*self.delimiters, self.answer_end],
+                              temperature=self.temperature, seed=self.seed + self.calls,
+                              return_logprobs=True)  # fmt: skip
         self.calls += 1
         lengths = out.lengths.tolist()
         texts = self.tok.decode_batch([row[:n].tolist() for row, n in zip(out.tokens, lengths)])
         result = []
         for i, (q, _prefix) in enumerate(requests):
-            merged: dict[str, float] = {}
+            merged: dict[str, tuple[float, bool]] = {}
             for r in range(i * k, (i + 1) * k):
                 self.tokens[q] += lengths[r]
-                merged.setdefault(texts[r], math.exp(float(out.logprobs[r, : lengths[r]].sum())))
-            result.append([Step(t, p, not t.endswith(self.delimiters)) for t, p in merged.items()])
+                # A step that ends without a delimiter, or uses up the budget, is final.
+                final = not texts[r].endswith(self.delimiters) or (
+                    budget is not None and used[i] + lengths[r] >= budget)  # fmt: skip
+                merged.setdefault(texts[r], (math.exp(float(out.logprobs[r, : lengths[r]].sum())),
+                                             final))  # fmt: skip
+            result.append([Step(t, p, f) for t, (p, f) in merged.items()])
         return result

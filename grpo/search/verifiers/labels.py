@@ -1,6 +1,7 @@
 """Labels for verifier training, from the policy's own samples.
 
     steps = split_steps(completion, delimiters=(", ",))     # the task's step boundaries
+    steps = split_tries(completion)                         # countdown: a step is a try
     orm_label = float(task.score(completion, ex)["accuracy"] == 1.0)
     hard, soft = mc_step_labels(steps, continue_from, is_correct, n=8)
 
@@ -105,7 +106,76 @@ def addition_steps_correct(steps: Sequence[str], example: dict) -> list[bool]:
     return out
 
 
-EXACT_STEP_CHECKS = {"addition": addition_steps_correct}  # tasks whose steps a rule can check
+# ---------------------------------------------------------------------- countdown: steps are tries
+TRY_DELIMITERS = (" yes.", " no.")  # a countdown try ends with its verdict
+
+
+def split_tries(completion: str) -> list[str]:
+    """A countdown completion cut into its tries; the pieces concatenate back to it.
+
+    Each try ends with its verdict (" yes." or " no."); the first carries the header
+    ("<think> 20 7 8 to 21:"), and what follows the last verdict (" so ... </answer>",
+    or a try cut off by the budget) is the last piece. A direct answer is one piece.
+    """
+    return split_steps(completion, TRY_DELIMITERS)
+
+
+def try_correct(text: str, numbers: Sequence[int], target: int) -> bool:
+    """Whether one try (its text up to and including its verdict) is exactly right: it
+    writes at least one step, every step's arithmetic is right (division only when exact),
+    and its verdict is true: " yes." when its claimed path reaches the target using each
+    number once, " no." when none of the finishes it wrote does.
+
+    The CPU demo's try is a first step, a colon, then the ways to finish it
+    ("20+7=27: 27+8=35 vs 21, 27-8=19 vs 21 no."): "no" is true when no finish, after
+    the steps before the colon, reaches the target. Without a colon (the GPU preset's
+    path of steps) the path is all its steps. Regexes and integer arithmetic only.
+    """
+    from grpo.tasks.search_metrics import _STEP, _value, claimed_path, reaches
+
+    verdict = text.rstrip()
+    if not verdict.endswith(TRY_DELIMITERS):
+        return False
+    found = list(_STEP.finditer(text))
+    if not found or any(_value(int(a), op, int(b)) != int(c) for a, op, b, c in
+                        (m.groups() for m in found)):  # fmt: skip
+        return False
+    if verdict.endswith(" yes."):
+        return reaches(claimed_path(text), numbers, target)
+    colon = text.rfind(":", found[0].end())
+    if colon < 0:
+        return not reaches([m.groups() for m in found], numbers, target)
+    head = [m.groups() for m in found if m.end() <= colon]
+    finishes = [m.groups() for m in found if m.start() > colon]
+    return not any(reaches([*head, f], numbers, target) for f in finishes)
+
+
+def countdown_steps_correct(steps: Sequence[str], example: dict) -> list[bool]:
+    """Exact correctness of each step prefix of a countdown completion (steps: split_tries).
+
+    A try (a step ending in a verdict) is right when try_correct says so. The last step
+    is right when the final answer is (the task's rule), and, if it is a try, also the
+    try; so a try cut off by the budget, or a search that ends without an answer, is
+    wrong. A prefix is right when all its steps are: a try with a wrong sum or a false
+    verdict makes every later prefix wrong, even if the answer comes out right.
+    """
+    from grpo.tasks.rewards import countdown_correct, extract_answer
+
+    numbers, target = example["numbers"], example["target"]
+    out, ok = [], True
+    for k, step in enumerate(steps):
+        is_try = step.rstrip().endswith(TRY_DELIMITERS)
+        if is_try:
+            ok = ok and try_correct(step, numbers, target)
+        if k == len(steps) - 1:
+            answer = extract_answer("".join(steps))
+            ok = ok and answer is not None and countdown_correct(answer, numbers, target)
+        out.append(ok)
+    return out
+
+
+EXACT_STEP_CHECKS = {"addition": addition_steps_correct,  # tasks whose steps a rule can check
+                     "countdown": countdown_steps_correct}  # fmt: skip
 
 
 def agreement(predicted: Sequence[bool], exact: Sequence[bool]) -> dict[str, float]:

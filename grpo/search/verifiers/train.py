@@ -6,17 +6,26 @@
 
 1. Sample `--samples` completions (temperature 1) for each of the first
    `--questions` questions of the task's train stream (never held-out ones).
-2. Label them. ORM: 1 if the final answer is right (the task's rule), read at
+2. Keep (with `--balance hard`, the default) each question's distinct completions,
+   then as many wrong as right ones, half of the wrong ones hard negatives where there
+   are enough: wrong answers in the right ones' format (a countdown search that ends
+   in a false "yes" or gives up; an addition scratchpad with a wrong sum) and
+   completions cut off by the budget (grpo/search/verifiers/data.py).
+3. Label them. ORM: 1 if the final answer is right (the task's rule), read at
    the completion's last token. PRM: the completion is cut into steps at the
-   task's delimiter (addition: the scratchpad's ", "); each step prefix gets
-   Math-Shepherd's hard label from `--rollouts` continuations sampled from it
-   (grpo/search/verifiers/labels.py), read at the step's last token.
-3. Train a copy of the policy with a scalar head (grpo/search/verifiers/model.py)
+   task's delimiter (addition: the scratchpad's ", "; countdown: a try ends with its
+   verdict, " yes." or " no."); each step prefix gets Math-Shepherd's hard label from
+   `--rollouts` continuations sampled from it (grpo/search/verifiers/labels.py), read
+   at the step's last token.
+4. Train a copy of the policy with a scalar head (grpo/search/verifiers/model.py)
    with the masked BCE, `pos_weight` = negatives / positives (a balanced loss).
-4. Measure it on samples of held-out questions, labelled the same way: the
-   fraction of labels it predicts (P > 0.5), against always predicting the
-   more frequent label.
-5. Write `--out`: the backbone in Hugging Face layout (config.json,
+5. Measure it on all the samples of `--heldout` held-out questions, labelled the
+   same way: the fraction of labels it predicts (P > 0.5), against always predicting
+   the more frequent label; its ROC area as a judge of whole completions (its score
+   at the last token); and the shortcut check, its mean score on right and on wrong
+   completions of each format. A PRM's steps are also compared with exact step
+   correctness where a rule can check them (addition, countdown).
+6. Write `--out`: the backbone in Hugging Face layout (config.json,
    model.safetensors, tokenizer), `verifier_head.safetensors` and
    `verifier.json` (kind, settings, label counts, measurements). The folder
    is written under a temporary name and renamed when complete.
@@ -42,7 +51,10 @@ from typing import Any
 
 import torch
 
-STEP_DELIMITERS = {"addition": (", ",)}  # tasks whose steps a PRM can be trained on
+# Tasks whose steps a PRM can be trained on and a step search can expand: the delimiter
+# that ends a step, and the most tokens one sampled step may take.
+STEP_DELIMITERS = {"addition": (", ",), "countdown": (" yes.", " no.")}  # countdown: a try
+MAX_STEP_TOKENS = {"addition": 48, "countdown": 128}
 # (grpo.search.verifiers.labels.EXACT_STEP_CHECKS: the tasks whose steps a rule can also check)
 MAX_LR = 1.0
 
@@ -63,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True,
                    help="checkpoint or run folder, or demo (the task's demo base)")  # fmt: skip
     p.add_argument("--task", default="addition",
-                   help="addition, countdown (ORM only), jsonl (ORM; --task-path)")  # fmt: skip
+                   help="addition, countdown, jsonl (ORM only; --task-path)")  # fmt: skip
     p.add_argument("--task-path", default=None,
                    help="for --task jsonl only: the file of {question, answer} lines")  # fmt: skip
     p.add_argument("--kind", required=True, choices=["orm", "prm"])
@@ -75,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--balance", default="hard", choices=["hard", "none"],
+                   help="hard: distinct completions, as many wrong as right, hard negatives "
+                        "in (default); none: every sample")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4, help=f"AdamW learning rate, in (0, {MAX_LR}]")
     p.add_argument("--seed", type=int, default=0, help=f"sampling and init seed, {SEED_RANGE}")
@@ -192,11 +207,14 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
     PRM on a task whose steps a rule can check, each step prefix's exact correctness).
 
     The PRM's continuations of the step prefixes of many completions share policy
-    calls of at most `max_rows` rows; the i-th call uses seed + 7919 * i.
+    calls of at most `max_rows` rows (prefixes of like lengths together); the i-th call
+    uses seed + 7919 * i. A continuation takes at most what the completion budget
+    `max_new` leaves after its prefix, as the search that the PRM will guide does.
     """
+    from grpo.search.tree import generate_within
+    from grpo.search.verifiers.data import completion_format
     from grpo.search.verifiers.labels import EXACT_STEP_CHECKS, mc_step_labels, split_steps
     from grpo.search.verifiers.model import label_positions
-    from model import generate
 
     rows = [r for r in rows if r[2]]  # an empty completion has nothing to label
     split = [split_steps(text, STEP_DELIMITERS[task.name]) if kind == "prm" else [text]
@@ -204,14 +222,16 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
     # Every open step prefix (all steps but the last) of every completion, for the PRM.
     wanted = [(j, "".join(steps[: k + 1])) for j, steps in enumerate(split) if kind == "prm"
               for k in range(len(steps) - 1)]  # fmt: skip
+    taken = [len(tok.encode(p)) for _j, p in wanted]  # budget tokens each prefix used
+    by_length = sorted(range(len(wanted)), key=lambda w: taken[w])
     conts: dict[tuple[int, str], list[str]] = {}
     per_call = max(1, max_rows // rollouts)
     for i, c0 in enumerate(range(0, len(wanted), per_call)):
-        chunk = wanted[c0 : c0 + per_call]
-        out = generate(policy, tok.encode_batch([rows[j][1] + p for j, p in chunk]),
-                       max_new_tokens=max_new, num_samples=rollouts, temperature=1.0,
-                       eos_ids=tok.eos_ids, stop_strings=["</answer>"], tokenizer=tok,
-                       pad_id=tok.pad_id, seed=seed + 7919 * i)  # fmt: skip
+        chunk = [wanted[w] for w in by_length[c0 : c0 + per_call]]
+        left = [max(1, max_new - taken[w]) for w in by_length[c0 : c0 + per_call]]
+        out = generate_within(policy, tok, tok.encode_batch([rows[j][1] + p for j, p in chunk]),
+                              left, rollouts, stop_strings=["</answer>"], temperature=1.0,
+                              seed=seed + 7919 * i)  # fmt: skip
         texts = tok.decode_batch(out.completions())
         for n, key in enumerate(chunk):
             conts[key] = texts[n * rollouts : (n + 1) * rollouts]
@@ -227,12 +247,38 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
         else:
             labels = [float(correct)]
         ids, ends = label_positions(tok, prompt, steps)
-        record = {"ids": ids, "positions": ends, "labels": labels}
+        record = {"ids": ids, "positions": ends, "labels": labels, "correct": bool(correct),
+                  "format": completion_format(task.name, "".join(steps))}  # fmt: skip
         if kind == "prm" and task.name in EXACT_STEP_CHECKS:
             record["exact"] = EXACT_STEP_CHECKS[task.name](steps, ex)
         records.append(record)
     log(f"{what}: labelled {len(records)} completions")
     return records
+
+
+def training_rows(rows: list[tuple], task, balance: str, seed: int) -> tuple[list[tuple], dict]:
+    """The sampled rows a verifier is trained on, and the count of each kind among them.
+
+    balance "hard": each question's distinct completions, then balanced_sample (as many
+    wrong as right, hard negatives in); "none": every row."""
+    from collections import Counter
+
+    from grpo.search.verifiers.data import balanced_sample, completion_kind
+
+    rows = [r for r in rows if r[2]]  # an empty completion has nothing to label
+    if balance == "hard":
+        seen: set[tuple[str, str]] = set()
+        distinct = []
+        for r in rows:
+            if (r[1], r[2]) not in seen:
+                seen.add((r[1], r[2]))
+                distinct.append(r)
+        kinds = [completion_kind(task, text, ex, ok) for ex, _p, text, ok in distinct]
+        chosen = balanced_sample(kinds, random.Random(seed))
+        rows, kinds = [distinct[i] for i in chosen], [kinds[i] for i in chosen]
+    else:
+        kinds = [completion_kind(task, text, ex, ok) for ex, _p, text, ok in rows]
+    return rows, dict(sorted(Counter(kinds).items()))
 
 
 def batches(records: list[dict], size: int, pad_id: int, order: list[int]):
@@ -279,6 +325,32 @@ def label_accuracy(verifier, records, batch_size, pad_id) -> dict[str, float]:
 
 
 @torch.no_grad()
+def completion_scores(verifier, records, batch_size, pad_id) -> list[float]:
+    """The verifier's P(correct) of each whole completion: read at its last label position
+    (the last token, for an ORM and for a PRM's last step), as a search reads it."""
+    verifier.eval()
+    out = []
+    for ids, mask, _labels, _lmask in batches(records, batch_size, pad_id,
+                                              list(range(len(records)))):  # fmt: skip
+        probs = torch.sigmoid(verifier(ids, mask))
+        b0 = len(out)
+        out += [float(probs[i, records[b0 + i]["positions"][-1]]) for i in range(len(ids))]
+    verifier.train()
+    return out
+
+
+def judged(verifier, records, batch_size, pad_id) -> dict[str, Any]:
+    """ROC area over whole completions, and the shortcut check (grpo/search/verifiers/data.py)."""
+    from grpo.search.verifiers.data import roc_auc, shortcut_check
+
+    scores = completion_scores(verifier, records, batch_size, pad_id)
+    labels = [r["correct"] for r in records]
+    return {"completions": len(records), "right": sum(labels),
+            "roc_auc": roc_auc(scores, labels),
+            "by_format": shortcut_check(scores, labels, [r["format"] for r in records])}
+
+
+@torch.no_grad()
 def exact_step_agreement(verifier, records, batch_size, pad_id) -> dict[str, Any] | None:
     """The MC labels and the PRM's P > 0.5 against exact step correctness (records that
     carry it); None when the task's steps cannot be checked by rule."""
@@ -314,6 +386,10 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
         f"{a.samples} samples")  # fmt: skip
     train_ex = [task.train_example(i) for i in range(a.questions)]
     rows = sample(policy, tok, task, train_ex, a.samples, a.max_new_tokens, a.seed, log, "train")
+    sampled = len(rows)
+    rows, kinds = training_rows(rows, task, a.balance, a.seed)
+    log(f"train: {len(rows)} of {sampled} samples kept ({a.balance}): "
+        + ", ".join(f"{k} {n}" for k, n in kinds.items()))  # fmt: skip
     records = label(rows, a.kind, policy, tok, task, a.rollouts, a.max_new_tokens, a.seed, log,
                     "train")  # fmt: skip
     held_rows = sample(policy, tok, task, task.heldout(a.heldout), a.samples, a.max_new_tokens,
@@ -364,12 +440,19 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     meta = {
         "kind": a.kind, "task": a.task, "template": a.template, "policy": str(path),
         "settings": {k: v for k, v in vars(a).items() if k not in ("out", "policy")},
+        "train_samples": sampled, "train_completions": len(records), "train_kinds": kinds,
         "train_labels": n_all, "train_positive_labels": n_pos, "pos_weight": pos_weight,
         "losses": losses, "heldout_before": before,
         "heldout": label_accuracy(verifier, held, a.batch_size, tok.pad_id),
+        "heldout_judged": judged(verifier, held, a.batch_size, tok.pad_id),
         "heldout_exact_steps": exact_step_agreement(verifier, held, a.batch_size, tok.pad_id),
         "seconds": time.perf_counter() - t0,
     }  # fmt: skip
+    j = meta["heldout_judged"]
+    log(f"held-out completions ({j['completions']}, {j['right']} right): ROC area "
+        f"{j['roc_auc']:.3f}; mean score right / wrong by format: " + "; ".join(
+            f"{f} {_mean(c['right_mean'])} / {_mean(c['wrong_mean'])} ({c['right']}/{c['wrong']})"
+            for f, c in j["by_format"].items()))  # fmt: skip
     if meta["heldout_exact_steps"]:
         mc, prm = meta["heldout_exact_steps"]["mc_labels"], meta["heldout_exact_steps"]["prm"]
         log(f"held-out steps against exact correctness ({mc['steps']} steps, "
@@ -384,6 +467,10 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
                           "written") from None  # fmt: skip
     log(f"verifier written to {a.out} ({meta['seconds']:.0f} s)")
     return meta
+
+
+def _mean(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def save_verifier(verifier, tok, out: Path, meta: dict) -> None:
