@@ -138,3 +138,23 @@ def test_shortcut_check_per_format():
     assert out["search"]["roc_auc"] == 1.0
     assert out["direct"] == {"right": 0, "wrong": 2, "right_mean": None,
                              "wrong_mean": pytest.approx(0.15), "roc_auc": None}  # fmt: skip
+
+
+def test_bucketed_order_is_a_permutation_of_like_length_batches():
+    from grpo.search.verifiers.train import bucketed_order
+
+    rng = random.Random(0)
+    records = [{"ids": [0] * rng.randint(1, 300)} for _ in range(100)]
+    order = bucketed_order(records, 4, random.Random(1))
+    assert sorted(order) == list(range(100))
+    assert order == bucketed_order(records, 4, random.Random(1))
+    # Each batch of 4 comes from one sorted run of 8 * 4 = 32: its spread of lengths is far
+    # below that of a shuffled batch.
+    def spread(o):
+        bs = [o[b : b + 4] for b in range(0, len(o), 4)]
+        return sum(max(len(records[i]["ids"]) for i in b) - min(len(records[i]["ids"])
+                   for i in b) for b in bs)  # fmt: skip
+
+    shuffled = list(range(100))
+    random.Random(1).shuffle(shuffled)
+    assert spread(order) < spread(shuffled) / 3

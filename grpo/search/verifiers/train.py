@@ -281,6 +281,21 @@ def training_rows(rows: list[tuple], task, balance: str, seed: int) -> tuple[lis
     return rows, dict(sorted(Counter(kinds).items()))
 
 
+def bucketed_order(records: list[dict], size: int, rng: random.Random,
+                   bucket: int = 8) -> list[int]:  # fmt: skip
+    """A shuffled order of the records in which each batch of `size` holds records of like
+    lengths (less padding): shuffle, sort each run of bucket * size by length, cut it into
+    batches, shuffle the batches. Every record appears once."""
+    order = list(range(len(records)))
+    rng.shuffle(order)
+    cut = []
+    for c0 in range(0, len(order), bucket * size):
+        run = sorted(order[c0 : c0 + bucket * size], key=lambda i: len(records[i]["ids"]))
+        cut += [run[b0 : b0 + size] for b0 in range(0, len(run), size)]
+    rng.shuffle(cut)
+    return [i for b in cut for i in b]
+
+
 def batches(records: list[dict], size: int, pad_id: int, order: list[int]):
     """(ids, mask, labels, label_mask) tensors, right-padded, in `order`."""
     for b0 in range(0, len(order), size):
@@ -412,8 +427,7 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     before = label_accuracy(verifier, held, a.batch_size, tok.pad_id)
     losses = []
     for epoch in range(1, a.epochs + 1):
-        order = list(range(len(records)))
-        rng.shuffle(order)
+        order = bucketed_order(records, a.batch_size, rng)
         total, done = 0.0, 0
         bar = Progress(f"epoch {epoch}/{a.epochs}", len(records), log, unit="completions")
         for ids, mask, labels, lmask in batches(records, a.batch_size, tok.pad_id, order):
