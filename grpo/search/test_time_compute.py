@@ -66,9 +66,9 @@ KINDS = ("orm", "prm")
 # Per task: the completion budget (the demo's), the verifiers' train questions, the figure.
 TASK_DEFAULTS = {
     "addition": {"max_new_tokens": 128, "verifier_questions": 500, "verifier_heldout": 100,
-                 "figure": "docs/test_time_compute.png"},
-    "countdown": {"max_new_tokens": 480, "verifier_questions": 300, "verifier_heldout": 50,
-                  "figure": "docs/test_time_compute_countdown.png"},
+                 "verifier_epochs": 2, "figure": "docs/test_time_compute.png"},
+    "countdown": {"max_new_tokens": 480, "verifier_questions": 200, "verifier_heldout": 50,
+                  "verifier_epochs": 3, "figure": "docs/test_time_compute_countdown.png"},
 }  # fmt: skip
 
 
@@ -92,13 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verifier-questions", type=int, default=None,
                    help="train questions each verifier learns from (addition 500, "
-                        "countdown 300)")  # fmt: skip
+                        "countdown 200)")  # fmt: skip
     p.add_argument("--verifier-samples", type=int, default=8,
                    help="samples per question, of the model the verifier judges")  # fmt: skip
     p.add_argument("--verifier-heldout", type=int, default=None,
                    help="held-out questions of each verifier's check (addition 100, "
                         "countdown 50)")  # fmt: skip
-    p.add_argument("--verifier-epochs", type=int, default=2)
+    p.add_argument("--verifier-epochs", type=int, default=None,
+                   help="epochs of each verifier (addition 2, countdown 3)")  # fmt: skip
     p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
     return p
 
