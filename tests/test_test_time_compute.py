@@ -125,6 +125,7 @@ def test_searches_equal_eval_py(done, toy, tmp_path):
     "flags, message",
     [
         (["--questions", "0"], "--questions must be >= 1"),
+        (["--verifier-lr", "nan"], "--verifier-lr must be in (0, 1]"),
         (["--figure", "x.jpg"], "expected a .png path"),
         (["--rl", "no/such/run"], "--rl no/such/run: no such folder"),
         (["--max-new-tokens", "1000"], "exceeds the model's context of 1024 positions"),

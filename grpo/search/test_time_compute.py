@@ -60,7 +60,8 @@ MCTS_SIMULATIONS = (4, 8, 16)
 POOLED = (("majority", "none"), ("best_of_n", "rule"), ("best_of_n", "orm"),
           ("weighted_best_of_n", "orm"), ("weighted_best_of_n", "prm"))  # fmt: skip
 SETTINGS = ("task", "questions", "seed", "max_new_tokens", "verifier_questions",
-            "verifier_samples", "verifier_heldout", "verifier_epochs", "rollouts")  # fmt: skip
+            "verifier_samples", "verifier_heldout", "verifier_epochs", "verifier_lr",
+            "rollouts")  # fmt: skip
 MODELS = ("base", "rl")
 KINDS = ("orm", "prm")
 # Per task: the completion budget (the demo's), the verifiers' train questions, the figure.
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "countdown 50)")  # fmt: skip
     p.add_argument("--verifier-epochs", type=int, default=None,
                    help="epochs of each verifier (addition 2, countdown 3)")  # fmt: skip
+    p.add_argument("--verifier-lr", type=float, default=1e-3, help="verifiers' learning rate")
     p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
     return p
 
@@ -122,6 +124,8 @@ def check_args(a: argparse.Namespace, log=lambda *_: None) -> dict[str, Any]:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     if a.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {a.seed}")
+    if not (0 < a.verifier_lr <= 1.0):  # NaN fails too
+        raise ValueError(f"--verifier-lr must be in (0, 1], got {a.verifier_lr}")
     check_out(a.out)
     figure = Path(a.figure)
     if figure.suffix.lower() != ".png":
@@ -171,8 +175,8 @@ def verifier(a: argparse.Namespace, model: str, policy: Path, kind: str, log) ->
     flags = ["--policy", str(policy), "--task", a.task, "--kind", kind, "--out", str(out),
              "--questions", str(a.verifier_questions), "--samples", str(a.verifier_samples),
              "--heldout", str(a.verifier_heldout), "--rollouts", str(a.rollouts), "--epochs",
-             str(a.verifier_epochs), "--max-new-tokens", str(a.max_new_tokens), "--seed",
-             str(a.seed)]  # fmt: skip
+             str(a.verifier_epochs), "--lr", str(a.verifier_lr), "--max-new-tokens",
+             str(a.max_new_tokens), "--seed", str(a.seed)]  # fmt: skip
     log(f"=== {kind.upper()} of the {model} model: python -m grpo.search.verifiers train "
         f"{' '.join(flags)}")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

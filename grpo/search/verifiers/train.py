@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hard: distinct completions, as many wrong as right, hard negatives "
                         "in (default); none: every sample")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4, help=f"AdamW learning rate, in (0, {MAX_LR}]")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help=f"AdamW learning rate, in (0, {MAX_LR}] (default 1e-3)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help=f"sampling and init seed, {SEED_RANGE}")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0 = torch's default)")  # fmt: skip
