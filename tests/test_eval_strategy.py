@@ -154,17 +154,15 @@ def test_an_ignored_flag_is_one_note(ev, tmp_path, capsys):
 @pytest.mark.parametrize("flags", [["--strategy", "best_of_n", "--samples", "2"],
                                    ["--strategy", "beam", "--beam-width", "2", "--expand", "2"]])
 def test_batch_size_caps_the_rows_of_a_policy_call(ev, tmp_path, monkeypatch, flags):
-    import grpo.search.strategies
     import grpo.search.tree
 
     rows: list[int] = []
-    for module in (grpo.search.strategies, grpo.search.tree):
-        real = module.generate
+    real = grpo.search.tree.generate  # every policy call of a strategy goes through it
 
-        def spy(model, prompts, *a, _real=real, **k):
-            rows.append(len(prompts) * k.get("num_samples", 1))
-            return _real(model, prompts, *a, **k)
+    def spy(model, prompts, *a, **k):
+        rows.append(len(prompts) * k.get("num_samples", 1))
+        return real(model, prompts, *a, **k)
 
-        monkeypatch.setattr(module, "generate", spy)
+    monkeypatch.setattr(grpo.search.tree, "generate", spy)
     res = _run(ev, tmp_path, "--n", "3", *flags, "--batch-size", "2")
     assert res["batch_size"] == 2 and rows and max(rows) == 2, rows
