@@ -2,6 +2,7 @@
 
     python -m grpo.experiments.star --out runs/star            # about 20 minutes on 2 cores
     python -m grpo.experiments.star --out runs/star --rl runs/addition-x   # reuse an R1-Zero run
+    python -m grpo.experiments.star --task countdown --out runs/star-countdown
 
 On the addition demo (STaR, Zelikman et al. 2022), from the demo base M_0:
 
@@ -16,6 +17,16 @@ On the addition demo (STaR, Zelikman et al. 2022), from the demo base M_0:
             --sft-steps x 1.2^(n-1) steps (the paper adds 20% per iteration)
         evaluate M_n greedily on --heldout held-out questions
 
+On countdown (--task countdown, the demo-countdown base, 480 tokens) the base
+cannot read a hint in the prompt (0 of 182 pass on iteration 1's questions,
+measured each run as "prompt_hint_*"), so a question is rationalised by
+constrained generation instead (`constrained_rationales`): under the PLAIN
+prompt, after the base's own first try if it failed honestly, the
+solution's first step is forced in the base's try grammar (`countdown_hint`)
+with its first finishing step's operands, and the base writes the rest. The
+stored completion holds the forced tokens (counted: "forced_tokens",
+"kept_forced_tokens"); the prompt never holds the hint.
+
 Each iteration draws new train questions (iteration n reads positions
 (n-1) x questions ..). The comparison: R1-Zero GRPO (train_zero.py's demo, or
 --rl) at the same number of sampled completions, read from its metrics.jsonl
@@ -23,8 +34,9 @@ Each iteration draws new train questions (iteration n reads positions
 held-out accuracy is logged every eval_every steps).
 
 OUT/results.json: {"iterations": [{iteration, completions, completions_total,
-correct, rationalised, kept, sft_steps, accuracy, format_rate, length,
-grpo_step, grpo_completions, grpo_accuracy}], "base": {...}, "grpo": [...]}.
+correct, rationalise_attempts, rationalised, kept, sft_steps, accuracy,
+format_rate, length, grpo_step, grpo_completions, grpo_accuracy, and on
+countdown the constrained_rationales stats}], "base": {...}, "grpo": [...]}.
 Every stage is kept in OUT and reused when the command runs again.
 """
 
@@ -135,6 +147,9 @@ def countdown_hint(example: dict[str, Any]) -> tuple[str, str] | None:
     return (tries[-1].first.text(), "search") if tries else None
 
 
+# Whether the hinted try's first finishing operands are forced too (" 12-5=7: 14+7="), not
+# only its first step: on iteration 1's unsolved questions of the countdown default, 16% of
+# the attempts passed with the step alone, 35% with the operands (docs/beyond_zero.md).
 FORCE_FINISH = True
 
 
@@ -218,20 +233,22 @@ def constrained_rationales(model, tok, task, examples: list[dict], *, max_new_to
     1. Sample the plain prompt up to the first " no.". If that is the base's header and
        one honestly failed try (`honest_failed_try`), it is kept: the attempt goes on from
        there. Otherwise the attempt starts from the base's header alone (forced).
-    2. Force the hinted step, " 12-5=7:", as the next try; the base samples the rest:
-       the finishing steps, the verdict, "so ...", the answer.
+    2. Force the hinted step and the operands of its first finishing step, " 12-5=7:
+       14+7=", as the next try (FORCE_FINISH; without the operands the base mostly
+       finishes with a number the hinted step already used); the base samples the rest:
+       that step's value, the other finishing steps, the verdict, "so ...", the answer.
     3. Keep it if the task's rule passes it (rejection.passes: correct, well-formed, not
        cut off) and no try claims a false "yes" (search_behaviour).
     The record holds the plain prompt and question; its completion holds the forced
-    text (the header and the step the model did not choose) but no hint wording."""
+    text (the header, the step and the operands the model did not choose) but no hint
+    wording. `temperature`: of step 2's sampling (step 1 is sampled at 1)."""
     from grpo.experiments.rejection import QUESTIONS_PER_BATCH, passes
     from grpo.tasks.search_metrics import search_behaviour
 
     records: list[dict[str, Any]] = []
     st = {"rationalise_attempts": 0, "hint_from_solution": 0, "hint_from_search": 0,
           "own_try_kept": 0, "forced_tokens": 0, "forced_chars": 0, "sampled_tokens": 0,
-          "rationale_tokens": 0, "kept_forced_tokens": 0, "kept_tokens": 0,
-          "no_hint": 0}  # fmt: skip
+          "kept_forced_tokens": 0, "kept_tokens": 0, "no_hint": 0}  # fmt: skip
     hinted = []
     for p, ex in zip(positions, examples):
         h = countdown_hint(ex)
