@@ -53,7 +53,8 @@ def test_rationalisation_is_stored_without_the_hint(monkeypatch):
     records, stats = star.star_data(torch.nn.Linear(1, 1), None, TASK, exs, k=2,
                                     max_new_tokens=8, seed=0,
                                     positions=[10, 11, 12])  # fmt: skip
-    assert stats == {"completions": 2 * 3 + 2, "correct": 1, "rationalised": 1, "kept": 2}
+    assert stats == {"completions": 2 * 3 + 2, "correct": 1, "rationalise_attempts": 2,
+                     "rationalised": 1, "kept": 2}  # fmt: skip
     assert [r["pos"] for r in records] == [10, 11]
     rationale = records[1]
     assert rationale["rationalised"] is True
