@@ -188,3 +188,44 @@ def test_a_late_write_failure_is_one_line_naming_out(tmp_path, capsys, graded_by
     err = capsys.readouterr().err.strip()
     assert err == (f"python -m grpo.search.verifiers train: error: could not write --out {out} "
                    "(No space left on device); nothing was written")  # fmt: skip
+
+
+def test_a_samples_file_is_written_once_and_changes_no_result(tmp_path, graded_by_length,
+                                                              monkeypatch):  # fmt: skip
+    """The ORM writes --samples-file; the PRM reads it instead of sampling, and is the same
+    PRM as one that samples for itself (sampling is seeded)."""
+    import grpo.search.verifiers.train as vt
+
+    samples = tmp_path / "samples.json"
+    assert cli(["train", *TINY, "--kind", "orm", "--out", str(tmp_path / "orm"),
+                "--samples-file", str(samples)]) == 0  # fmt: skip
+    data = json.loads(samples.read_text())
+    assert len(data["train"]) == 16 * 8 and len(data["heldout"]) == 4 * 8
+    assert data["settings"]["questions"] == 16 and not list(tmp_path.glob(".samples*"))
+    assert cli(["train", *TINY, "--kind", "prm", "--out", str(tmp_path / "fresh")]) == 0
+    calls = []
+    sample = vt.sample
+    monkeypatch.setattr(vt, "sample", lambda *a, **kw: calls.append(1) or sample(*a, **kw))
+    assert cli(["train", *TINY, "--kind", "prm", "--out", str(tmp_path / "shared"),
+                "--samples-file", str(samples)]) == 0  # fmt: skip
+    assert calls == []  # read, not sampled
+    fresh, shared = (json.loads((tmp_path / d / "verifier.json").read_text())
+                     for d in ("fresh", "shared"))  # fmt: skip
+    for key in ("train_kinds", "train_labels", "losses", "heldout", "heldout_judged",
+                "heldout_exact_steps"):  # fmt: skip
+        assert fresh[key] == shared[key], key
+
+
+def test_a_samples_file_of_other_settings_or_not_ours_is_refused(tmp_path, capsys):
+    samples = tmp_path / "samples.json"
+    samples.write_text(json.dumps({"settings": {"questions": 99}, "train": [], "heldout": []}))
+    assert cli(["train", *SMALL, "--out", str(tmp_path / "v"), "--samples-file",
+                str(samples)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "holds samples of other settings" in err and "questions 99 here 2" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "v").exists()
+    samples.write_text("[1, 2")
+    assert cli(["train", *SMALL, "--out", str(tmp_path / "v"), "--samples-file",
+                str(samples)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "not readable as JSON" in err and len(err.splitlines()) == 1, err

@@ -176,7 +176,8 @@ def verifier(a: argparse.Namespace, model: str, policy: Path, kind: str, log) ->
              "--questions", str(a.verifier_questions), "--samples", str(a.verifier_samples),
              "--heldout", str(a.verifier_heldout), "--rollouts", str(a.rollouts), "--epochs",
              str(a.verifier_epochs), "--lr", str(a.verifier_lr), "--max-new-tokens",
-             str(a.max_new_tokens), "--seed", str(a.seed)]  # fmt: skip
+             str(a.max_new_tokens), "--seed", str(a.seed),
+             "--samples-file", str(out.parent / "samples.json")]  # the ORM's, for the PRM
     log(f"=== {kind.upper()} of the {model} model: python -m grpo.search.verifiers train "
         f"{' '.join(flags)}")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

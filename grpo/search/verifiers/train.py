@@ -30,6 +30,12 @@
    `verifier.json` (kind, settings, label counts, measurements). The folder
    is written under a temporary name and renamed when complete.
 
+With `--samples-file FILE`, the samples of steps 1 and 5 are read from FILE when it
+holds them for the same policy and settings, and written there (atomically) when it
+does not exist yet: an ORM and a PRM of one policy then share one set of samples, as
+python -m grpo.search.test_time_compute does. Sampling is seeded, so this changes no
+result, only the time.
+
 Every flag, the policy path, the task and `--out` are checked before the
 policy is sampled; a bad one is refused with one line.
 
@@ -94,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3,
                    help=f"AdamW learning rate, in (0, {MAX_LR}] (default 1e-3)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help=f"sampling and init seed, {SEED_RANGE}")
+    p.add_argument("--samples-file", default=None,
+                   help="JSON file of the samples: read if it holds them for this policy and "
+                        "these settings, written if it does not exist")  # fmt: skip
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0 = torch's default)")  # fmt: skip
     return p
@@ -130,6 +139,8 @@ def check_args(a: argparse.Namespace) -> None:
                          f"({', '.join(STEP_DELIMITERS)}); {a.task} has none yet")  # fmt: skip
     policy_path(a)
     check_out_folder(a.out)
+    if a.samples_file:
+        read_samples(a)  # a file of other settings, or not one of ours, is refused now
 
 
 def policy_path(a: argparse.Namespace) -> Path | None:
@@ -255,6 +266,74 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
         records.append(record)
     log(f"{what}: labelled {len(records)} completions")
     return records
+
+
+# The settings that decide the samples; a --samples-file of other settings is refused.
+SAMPLE_SETTINGS = ("task", "task_path", "template", "questions", "heldout", "samples",
+                   "max_new_tokens", "seed")  # fmt: skip
+
+
+def sample_settings(a: argparse.Namespace) -> dict[str, Any]:
+    return {"policy": str(policy_path(a) or a.policy)} | {k: getattr(a, k)
+                                                          for k in SAMPLE_SETTINGS}
+
+
+def read_samples(a: argparse.Namespace) -> dict[str, list] | None:
+    """The --samples-file's {"train": [[question index, completion, correct], ...],
+    "heldout": [...]}; None when the file does not exist yet. ValueError (one line)
+    when it is not such a file or was sampled with other settings."""
+    path = Path(a.samples_file)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        ok = (isinstance(data, dict) and isinstance(data.get("settings"), dict)
+              and all(isinstance(data.get(s), list) for s in ("train", "heldout")))  # fmt: skip
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--samples-file {path}: not readable as JSON ({e})") from None
+    if not ok:
+        raise ValueError(f"--samples-file {path}: not a samples file written by this command")
+    want = sample_settings(a)
+    diff = [f"{k} {data['settings'].get(k)!r} here {v!r}" for k, v in want.items()
+            if data["settings"].get(k) != v]  # fmt: skip
+    if diff:
+        raise ValueError(f"--samples-file {path} holds samples of other settings ("
+                         f"{'; '.join(diff)}): give another path or delete it")  # fmt: skip
+    return data
+
+
+def write_samples(a: argparse.Namespace, train_rows, train_ex, held_rows, held_ex) -> None:
+    """Write the --samples-file under a temporary name, then rename it."""
+    def encode(rows, examples):
+        index = {id(ex): i for i, ex in enumerate(examples)}
+        return [[index[id(ex)], text, bool(ok)] for ex, _prompt, text, ok in rows]
+
+    path = Path(a.samples_file)
+    data = {"settings": sample_settings(a), "train": encode(train_rows, train_ex),
+            "heldout": encode(held_rows, held_ex)}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data) + "\n")
+    os.replace(tmp, path)
+
+
+def sampled_rows(a, policy, tok, task, log) -> tuple[list[tuple], list[tuple]]:
+    """(train rows, held-out rows): sampled, or read from --samples-file."""
+    train_ex = [task.train_example(i) for i in range(a.questions)]
+    held_ex = task.heldout(a.heldout)
+    data = read_samples(a) if a.samples_file else None
+    if data is not None:
+        def decode(items, examples):
+            return [(examples[i], task.prompt(examples[i]), text, ok) for i, text, ok in items]
+
+        log(f"samples read from {a.samples_file}")
+        return decode(data["train"], train_ex), decode(data["heldout"], held_ex)
+    rows = sample(policy, tok, task, train_ex, a.samples, a.max_new_tokens, a.seed, log, "train")
+    held = sample(policy, tok, task, held_ex, a.samples, a.max_new_tokens, a.seed + 1, log,
+                  "held-out")  # fmt: skip
+    if a.samples_file:
+        write_samples(a, rows, train_ex, held, held_ex)
+    return rows, held
 
 
 def training_rows(rows: list[tuple], task, balance: str, seed: int) -> tuple[list[tuple], dict]:
@@ -400,16 +479,13 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     policy, tok, task, path = load_policy_and_task(a)
     log(f"policy {path}; task {a.task}; {a.kind.upper()} from {a.questions} questions x "
         f"{a.samples} samples")  # fmt: skip
-    train_ex = [task.train_example(i) for i in range(a.questions)]
-    rows = sample(policy, tok, task, train_ex, a.samples, a.max_new_tokens, a.seed, log, "train")
+    rows, held_rows = sampled_rows(a, policy, tok, task, log)
     sampled = len(rows)
     rows, kinds = training_rows(rows, task, a.balance, a.seed)
     log(f"train: {len(rows)} of {sampled} samples kept ({a.balance}): "
         + ", ".join(f"{k} {n}" for k, n in kinds.items()))  # fmt: skip
     records = label(rows, a.kind, policy, tok, task, a.rollouts, a.max_new_tokens, a.seed, log,
                     "train")  # fmt: skip
-    held_rows = sample(policy, tok, task, task.heldout(a.heldout), a.samples, a.max_new_tokens,
-                       a.seed + 1, log, "held-out")  # fmt: skip
     held = label(held_rows, a.kind, policy, tok, task, a.rollouts, a.max_new_tokens, a.seed + 1,
                  log, "held-out")  # fmt: skip
     if not records:
