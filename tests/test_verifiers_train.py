@@ -104,13 +104,14 @@ def test_out_must_be_new_and_commands_are_checked(tmp_path, capsys):
 @pytest.fixture
 def no_sampling(monkeypatch):
     """Fail the test if the policy is loaded or sampled: the refusal must come first."""
+    import grpo.search.verifiers.samples as vs
     import grpo.search.verifiers.train as vt
 
     def boom(*a, **kw):
         raise AssertionError("loaded or sampled before the refusal")
 
     monkeypatch.setattr(vt, "load_policy_and_task", boom)
-    monkeypatch.setattr(vt, "sample", boom)
+    monkeypatch.setattr(vs, "sample", boom)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def test_a_samples_file_is_written_once_and_changes_no_result(tmp_path, graded_b
                                                               monkeypatch):  # fmt: skip
     """The ORM writes --samples-file; the PRM reads it instead of sampling, and is the same
     PRM as one that samples for itself (sampling is seeded)."""
-    import grpo.search.verifiers.train as vt
+    import grpo.search.verifiers.samples as vs
 
     samples = tmp_path / "samples.json"
     assert cli(["train", *TINY, "--kind", "orm", "--out", str(tmp_path / "orm"),
@@ -204,8 +205,8 @@ def test_a_samples_file_is_written_once_and_changes_no_result(tmp_path, graded_b
     assert data["settings"]["questions"] == 16 and not list(tmp_path.glob(".samples*"))
     assert cli(["train", *TINY, "--kind", "prm", "--out", str(tmp_path / "fresh")]) == 0
     calls = []
-    sample = vt.sample
-    monkeypatch.setattr(vt, "sample", lambda *a, **kw: calls.append(1) or sample(*a, **kw))
+    sample = vs.sample
+    monkeypatch.setattr(vs, "sample", lambda *a, **kw: calls.append(1) or sample(*a, **kw))
     assert cli(["train", *TINY, "--kind", "prm", "--out", str(tmp_path / "shared"),
                 "--samples-file", str(samples)]) == 0  # fmt: skip
     assert calls == []  # read, not sampled
@@ -216,7 +217,7 @@ def test_a_samples_file_is_written_once_and_changes_no_result(tmp_path, graded_b
         assert fresh[key] == shared[key], key
 
 
-def test_a_samples_file_of_other_settings_or_not_ours_is_refused(tmp_path, capsys):
+def test_a_samples_file_of_other_settings_or_not_ours_is_refused(tmp_path, capsys, no_sampling):
     samples = tmp_path / "samples.json"
     samples.write_text(json.dumps({"settings": {"questions": 99}, "train": [], "heldout": []}))
     assert cli(["train", *SMALL, "--out", str(tmp_path / "v"), "--samples-file",

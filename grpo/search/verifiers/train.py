@@ -10,7 +10,7 @@
    then as many wrong as right ones, half of the wrong ones hard negatives where there
    are enough: wrong answers in the right ones' format (a countdown search that ends
    in a false "yes" or gives up; an addition scratchpad with a wrong sum) and
-   completions cut off by the budget (grpo/search/verifiers/data.py).
+   completions cut off by the budget (grpo/search/verifiers/samples.py, data.py).
 3. Label them. ORM: 1 if the final answer is right (the task's rule), read at
    the completion's last token. PRM: the completion is cut into steps at the
    task's delimiter (addition: the scratchpad's ", "; countdown: a try ends with its
@@ -33,8 +33,7 @@
 With `--samples-file FILE`, the samples of steps 1 and 5 are read from FILE when it
 holds them for the same policy and settings, and written there (atomically) when it
 does not exist yet: an ORM and a PRM of one policy then share one set of samples, as
-python -m grpo.search.test_time_compute does. Sampling is seeded, so this changes no
-result, only the time.
+python -m grpo.search.test_time_compute does (grpo/search/verifiers/samples.py).
 
 Every flag, the policy path, the task and `--out` are checked before the
 policy is sampled; a bad one is refused with one line.
@@ -139,8 +138,10 @@ def check_args(a: argparse.Namespace) -> None:
                          f"({', '.join(STEP_DELIMITERS)}); {a.task} has none yet")  # fmt: skip
     policy_path(a)
     check_out_folder(a.out)
-    if a.samples_file:
-        read_samples(a)  # a file of other settings, or not one of ours, is refused now
+    if a.samples_file:  # a file of other settings, or not one of ours, is refused now
+        from grpo.search.verifiers.samples import read_samples
+
+        read_samples(a, policy_key(a))
 
 
 def policy_path(a: argparse.Namespace) -> Path | None:
@@ -164,6 +165,11 @@ def policy_path(a: argparse.Namespace) -> Path | None:
         return resolve_model_path(path)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"--policy {e}") from None
+
+
+def policy_key(a: argparse.Namespace) -> str:
+    """The policy as a --samples-file records it: its folder, or a built-in base's name."""
+    return str(policy_path(a) or a.policy)
 
 
 def check_out_folder(out: str) -> None:
@@ -196,21 +202,6 @@ def load_policy_and_task(a: argparse.Namespace):
     task = get_task(a.task, seed=a.seed, template=a.template, **options)  # before the weights
     path = policy_path(a) or ensure_base(demo_base_name(a.policy, a.task))
     return load_pretrained(path, dtype=torch.float32), Tokenizer.from_dir(path), task, path
-
-
-def sample(policy, tok, task, examples, n, max_new, seed, log, what) -> list[tuple]:
-    """(example, prompt, completion, correct) for n completions of each example."""
-    from grpo.rollout import rollout
-
-    rows, chunk = [], max(1, 256 // n)
-    for c0 in range(0, len(examples), chunk):
-        exs = examples[c0 : c0 + chunk]
-        ro = rollout(policy, tok, task, exs, group_size=n, max_new_tokens=max_new,
-                     temperature=1.0, stop_strings=["</answer>"], seed=seed + c0)  # fmt: skip
-        for i, (text, s) in enumerate(zip(ro.texts, ro.scores)):
-            rows.append((exs[i // n], task.prompt(exs[i // n]), text, s["accuracy"] == 1.0))
-        log(f"{what}: sampled {min(c0 + chunk, len(examples))}/{len(examples)} questions")
-    return rows
 
 
 def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
@@ -266,99 +257,6 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
         records.append(record)
     log(f"{what}: labelled {len(records)} completions")
     return records
-
-
-# The settings that decide the samples; a --samples-file of other settings is refused.
-SAMPLE_SETTINGS = ("task", "task_path", "template", "questions", "heldout", "samples",
-                   "max_new_tokens", "seed")  # fmt: skip
-
-
-def sample_settings(a: argparse.Namespace) -> dict[str, Any]:
-    return {"policy": str(policy_path(a) or a.policy)} | {k: getattr(a, k)
-                                                          for k in SAMPLE_SETTINGS}
-
-
-def read_samples(a: argparse.Namespace) -> dict[str, list] | None:
-    """The --samples-file's {"train": [[question index, completion, correct], ...],
-    "heldout": [...]}; None when the file does not exist yet. ValueError (one line)
-    when it is not such a file or was sampled with other settings."""
-    path = Path(a.samples_file)
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        ok = (isinstance(data, dict) and isinstance(data.get("settings"), dict)
-              and all(isinstance(data.get(s), list) for s in ("train", "heldout")))  # fmt: skip
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--samples-file {path}: not readable as JSON ({e})") from None
-    if not ok:
-        raise ValueError(f"--samples-file {path}: not a samples file written by this command")
-    want = sample_settings(a)
-    diff = [f"{k} {data['settings'].get(k)!r} here {v!r}" for k, v in want.items()
-            if data["settings"].get(k) != v]  # fmt: skip
-    if diff:
-        raise ValueError(f"--samples-file {path} holds samples of other settings ("
-                         f"{'; '.join(diff)}): give another path or delete it")  # fmt: skip
-    return data
-
-
-def write_samples(a: argparse.Namespace, train_rows, train_ex, held_rows, held_ex) -> None:
-    """Write the --samples-file under a temporary name, then rename it."""
-    def encode(rows, examples):
-        index = {id(ex): i for i, ex in enumerate(examples)}
-        return [[index[id(ex)], text, bool(ok)] for ex, _prompt, text, ok in rows]
-
-    path = Path(a.samples_file)
-    data = {"settings": sample_settings(a), "train": encode(train_rows, train_ex),
-            "heldout": encode(held_rows, held_ex)}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
-
-
-def sampled_rows(a, policy, tok, task, log) -> tuple[list[tuple], list[tuple]]:
-    """(train rows, held-out rows): sampled, or read from --samples-file."""
-    train_ex = [task.train_example(i) for i in range(a.questions)]
-    held_ex = task.heldout(a.heldout)
-    data = read_samples(a) if a.samples_file else None
-    if data is not None:
-        def decode(items, examples):
-            return [(examples[i], task.prompt(examples[i]), text, ok) for i, text, ok in items]
-
-        log(f"samples read from {a.samples_file}")
-        return decode(data["train"], train_ex), decode(data["heldout"], held_ex)
-    rows = sample(policy, tok, task, train_ex, a.samples, a.max_new_tokens, a.seed, log, "train")
-    held = sample(policy, tok, task, held_ex, a.samples, a.max_new_tokens, a.seed + 1, log,
-                  "held-out")  # fmt: skip
-    if a.samples_file:
-        write_samples(a, rows, train_ex, held, held_ex)
-    return rows, held
-
-
-def training_rows(rows: list[tuple], task, balance: str, seed: int) -> tuple[list[tuple], dict]:
-    """The sampled rows a verifier is trained on, and the count of each kind among them.
-
-    balance "hard": each question's distinct completions, then balanced_sample (as many
-    wrong as right, hard negatives in); "none": every row."""
-    from collections import Counter
-
-    from grpo.search.verifiers.data import balanced_sample, completion_kind
-
-    rows = [r for r in rows if r[2]]  # an empty completion has nothing to label
-    if balance == "hard":
-        seen: set[tuple[str, str]] = set()
-        distinct = []
-        for r in rows:
-            if (r[1], r[2]) not in seen:
-                seen.add((r[1], r[2]))
-                distinct.append(r)
-        kinds = [completion_kind(task, text, ex, ok) for ex, _p, text, ok in distinct]
-        chosen = balanced_sample(kinds, random.Random(seed))
-        rows, kinds = [distinct[i] for i in chosen], [kinds[i] for i in chosen]
-    else:
-        kinds = [completion_kind(task, text, ex, ok) for ex, _p, text, ok in rows]
-    return rows, dict(sorted(Counter(kinds).items()))
 
 
 def bucketed_order(records: list[dict], size: int, rng: random.Random,
@@ -471,6 +369,7 @@ def exact_step_agreement(verifier, records, batch_size, pad_id) -> dict[str, Any
 def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     from grpo.run.progress import Progress
     from grpo.search.verifiers.model import Verifier, verifier_loss
+    from grpo.search.verifiers.samples import sampled_rows, training_rows
 
     check_args(a)
     if a.threads:
@@ -479,7 +378,7 @@ def train(a: argparse.Namespace, log=print) -> dict[str, Any]:
     policy, tok, task, path = load_policy_and_task(a)
     log(f"policy {path}; task {a.task}; {a.kind.upper()} from {a.questions} questions x "
         f"{a.samples} samples")  # fmt: skip
-    rows, held_rows = sampled_rows(a, policy, tok, task, log)
+    rows, held_rows = sampled_rows(a, policy_key(a), policy, tok, task, log)
     sampled = len(rows)
     rows, kinds = training_rows(rows, task, a.balance, a.seed)
     log(f"train: {len(rows)} of {sampled} samples kept ({a.balance}): "
