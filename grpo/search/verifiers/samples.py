@@ -34,8 +34,6 @@ def sample(policy, tok, task, examples, n, max_new, seed, log, what) -> list[tup
     return rows
 
 
-
-
 # The settings that decide the samples; a --samples-file of other settings is refused.
 SAMPLE_SETTINGS = ("task", "task_path", "template", "questions", "heldout", "samples",
                    "max_new_tokens", "seed")  # fmt: skip
