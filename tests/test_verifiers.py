@@ -107,33 +107,6 @@ def test_mc_step_labels_on_a_toy_policy():
         mc_step_labels(["A"], continue_from, lambda t: True, 0)
 
 
-def test_mc_hard_labels_count_the_completions_own_rest_as_a_rollout():
-    from grpo.search.verifiers.labels import mc_hard_labels
-
-    right = lambda t: t.endswith("42")  # noqa: E731
-    calls = []
-
-    def continue_from(prefix, n):
-        calls.append((prefix, n))
-        return {"A": ["41", "42", "40"], "A B": ["40", "41", "43"]}[prefix][:n]
-
-    # A right completion: its own rest reaches the answer from every prefix, so all its
-    # labels are 1 and nothing is sampled.
-    assert mc_hard_labels(["A", " B", " 42"], continue_from, right, 4) == [1.0, 1.0, 1.0]
-    assert calls == []
-    # A wrong one: its own rest failed, so n - 1 = 3 fresh continuations per open prefix;
-    # after "A" one of them recovers, after "A B" none does; the last step is the answer's.
-    assert mc_hard_labels(["A", " B", " 43"], continue_from, right, 4) == [1.0, 0.0, 0.0]
-    assert calls == [("A", 3), ("A B", 3)]
-    # n = 1: the own rest is the only rollout; a wrong completion's prefixes are all 0.
-    calls.clear()
-    assert mc_hard_labels(["A", " B", " 43"], continue_from, right, 1) == [0.0, 0.0, 0.0]
-    assert calls == []
-    assert mc_hard_labels([], continue_from, right, 4) == []
-    with pytest.raises(ValueError):
-        mc_hard_labels(["A"], continue_from, right, 0)
-
-
 def test_addition_steps_correct_by_rule():
     from grpo.search.verifiers.labels import addition_steps_correct, split_steps
 

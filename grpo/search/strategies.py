@@ -50,15 +50,6 @@ STRATEGIES = ("greedy", "sample", "majority", "best_of_n", "weighted_best_of_n",
 UNSCORED = ("greedy", "sample", "majority")  # strategies that use no verifier
 ANSWER_END = "</answer>"
 QUESTIONS_PER_BATCH = 64  # questions searched together by eval.py and grpo.search.test_time_compute
-# Countdown's searches run for hundreds of tokens, one rollout row per question in MCTS: more
-# questions per batch keep the rows per policy call up (MCTS with 4 simulations on 200
-# held-out questions of the R1-Zero model: 124 s in one batch, 180 s in batches of 64).
-TASK_QUESTIONS_PER_BATCH = {"countdown": 200}
-
-
-def questions_per_batch(task_name: str) -> int:
-    """How many questions one batch of a strategy holds on this task (its seed is per batch)."""
-    return TASK_QUESTIONS_PER_BATCH.get(task_name, QUESTIONS_PER_BATCH)
 
 
 @dataclass
@@ -148,14 +139,13 @@ def run_strategy_batched(
     name: str, policy, tok, task, examples, verifier=None, *, seed: int = 0, progress=None,
     **kw,
 ) -> list[StrategyResult]:  # fmt: skip
-    """run_strategy_many on every question, questions_per_batch(task) at a time (batch j seeded
+    """run_strategy_many on every question, QUESTIONS_PER_BATCH at a time (batch j seeded
     seed + 1009 * j), scored by the rule (verifier None) or a learned verifier; calls
     progress(questions done) after each batch. eval.py and grpo.search.test_time_compute use it,
     so their figures are the same for the same flags."""
     out: list[StrategyResult] = []
-    per_batch = questions_per_batch(task.name)
-    for j, c0 in enumerate(range(0, len(examples), per_batch)):
-        chunk = examples[c0 : c0 + per_batch]
+    for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
+        chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
         scorer = RuleScorer(task, chunk)
         if verifier is not None:
             scorer = VerifierScorer(verifier, tok, [task.prompt(ex) for ex in chunk])

@@ -223,10 +223,10 @@ class Records:
 def pooled(model_name, policy, tok, task, examples, verifiers, a, records, log) -> None:
     """POOLED strategies at every SAMPLE_BUDGETS from 16 samples per question."""
     from grpo.search.strategies import (
+        QUESTIONS_PER_BATCH,
         RuleScorer,
         VerifierScorer,
         pick,
-        questions_per_batch,
         sample_many,
     )
 
@@ -237,9 +237,8 @@ def pooled(model_name, policy, tok, task, examples, verifiers, a, records, log) 
     t0 = time.perf_counter()
     N = max(SAMPLE_BUDGETS)
     texts, lengths = [], []
-    per_batch = questions_per_batch(task.name)  # as eval.py batches them
-    for j, c0 in enumerate(range(0, len(examples), per_batch)):
-        chunk = examples[c0 : c0 + per_batch]
+    for j, c0 in enumerate(range(0, len(examples), QUESTIONS_PER_BATCH)):
+        chunk = examples[c0 : c0 + QUESTIONS_PER_BATCH]
         t, n_tok = sample_many(policy, tok, [task.prompt(ex) for ex in chunk], N,
                                a.max_new_tokens, a.seed + 1009 * j)  # fmt: skip
         texts += t

@@ -4,7 +4,6 @@
     steps = split_tries(completion)                         # countdown: a step is a try
     orm_label = float(task.score(completion, ex)["accuracy"] == 1.0)
     hard, soft = mc_step_labels(steps, continue_from, is_correct, n=8)
-    hard = mc_hard_labels(steps, continue_from, is_correct, n=4)  # the sample's own rest: 1 of 4
 
 Math-Shepherd's labels without humans: from the prefix that ends at step k,
 sample n continuations with the policy; the hard label is 1 if any of them
@@ -12,13 +11,6 @@ reaches the right answer, the soft label is the fraction that do. The last
 step completes the solution, so its label is the solution's own correctness.
 Under-sampling gives false "bad step" labels (a good prefix whose n rollouts
 all fail); where steps are checkable by rule, compare the labels to the truth.
-
-The completion itself is one such continuation of each of its prefixes: what follows
-a prefix in a sampled completion is a sample of the policy after that prefix.
-`mc_hard_labels` counts it as one of the n. A right completion's prefixes are then
-labelled 1 without sampling anything, and a wrong one's from n - 1 fresh continuations.
-It draws the same distribution of hard labels with fewer rollouts, and never gives
-a false "bad step" to a prefix of a right completion.
 """
 
 from __future__ import annotations
@@ -71,30 +63,6 @@ def mc_step_labels(
         hard.append(float(any(ok)))
         soft.append(sum(ok) / len(ok))
     return hard, soft
-
-
-def mc_hard_labels(
-    steps: Sequence[str], continue_from: Callable[[str, int], list[str]],
-    is_correct: Callable[[str], bool], n: int,
-) -> list[float]:  # fmt: skip
-    """Math-Shepherd's hard label of each step prefix, the completion's own rest counted
-    as one of the n continuations (see the module docstring).
-
-    If the whole completion is right, every label is 1 and continue_from is not called.
-    Otherwise each open prefix (all steps but the last) is labelled 1 if any of
-    continue_from(prefix, n - 1) reaches the right answer (none are drawn when n = 1),
-    and the last step is labelled 0.
-    """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if is_correct("".join(steps)):
-        return [1.0] * len(steps)
-    hard = []
-    for k in range(len(steps) - 1):
-        prefix = "".join(steps[: k + 1])
-        conts = continue_from(prefix, n - 1) if n > 1 else []
-        hard.append(float(any(is_correct(prefix + c) for c in conts)))
-    return hard + [0.0] if steps else []
 
 
 # ---------------------------------------------------------------------- exact step checks

@@ -15,8 +15,7 @@
    the completion's last token. PRM: the completion is cut into steps at the
    task's delimiter (addition: the scratchpad's ", "; countdown: a try ends with its
    verdict, " yes." or " no."); each step prefix gets Math-Shepherd's hard label from
-   `--rollouts` continuations of it, the completion's own rest being one (a right
-   completion's prefixes are 1 unsampled; grpo/search/verifiers/labels.py), read
+   `--rollouts` continuations sampled from it (grpo/search/verifiers/labels.py), read
    at the step's last token.
 4. Train a copy of the policy with a scalar head (grpo/search/verifiers/model.py)
    with the masked BCE, `pos_weight` = negatives / positives (a balanced loss).
@@ -90,9 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=int, default=200, help="training questions")
     p.add_argument("--heldout", type=int, default=50, help="held-out questions for the check")
     p.add_argument("--samples", type=int, default=8, help="completions per question")
-    p.add_argument("--rollouts", type=int, default=4,
-                   help="PRM: continuations per step prefix, the completion's own rest "
-                        "one of them")  # fmt: skip
+    p.add_argument("--rollouts", type=int, default=4, help="PRM: continuations per step prefix")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--balance", default="hard", choices=["hard", "none"],
@@ -212,46 +209,41 @@ def label(rows, kind, policy, tok, task, rollouts, max_new, seed, log, what,
     """One training record per completion: token ids, label positions and labels (and, for a
     PRM on a task whose steps a rule can check, each step prefix's exact correctness).
 
-    A PRM's labels are Math-Shepherd's hard labels from `rollouts` continuations of each
-    step prefix, the completion's own rest being one of them (labels.mc_hard_labels): a
-    right completion's prefixes are 1 with no sampling, and each open prefix of a wrong
-    one gets rollouts - 1 fresh continuations. Those of many completions share policy
+    The PRM's continuations of the step prefixes of many completions share policy
     calls of at most `max_rows` rows (prefixes of like lengths together); the i-th call
     uses seed + 7919 * i. A continuation takes at most what the completion budget
     `max_new` leaves after its prefix, as the search that the PRM will guide does.
     """
     from grpo.search.tree import generate_within
     from grpo.search.verifiers.data import completion_format
-    from grpo.search.verifiers.labels import EXACT_STEP_CHECKS, mc_hard_labels, split_steps
+    from grpo.search.verifiers.labels import EXACT_STEP_CHECKS, mc_step_labels, split_steps
     from grpo.search.verifiers.model import label_positions
 
     rows = [r for r in rows if r[2]]  # an empty completion has nothing to label
     split = [split_steps(text, STEP_DELIMITERS[task.name]) if kind == "prm" else [text]
              for _ex, _prompt, text, _ok in rows]  # fmt: skip
-    # Every open step prefix (all steps but the last) of every wrong completion, for the PRM.
-    fresh = rollouts - 1  # continuations drawn per prefix; the completion's own rest is one
-    wanted = [(j, "".join(steps[: k + 1])) for j, steps in enumerate(split)
-              if kind == "prm" and fresh and not rows[j][3]
+    # Every open step prefix (all steps but the last) of every completion, for the PRM.
+    wanted = [(j, "".join(steps[: k + 1])) for j, steps in enumerate(split) if kind == "prm"
               for k in range(len(steps) - 1)]  # fmt: skip
     taken = [len(tok.encode(p)) for _j, p in wanted]  # budget tokens each prefix used
     by_length = sorted(range(len(wanted)), key=lambda w: taken[w])
     conts: dict[tuple[int, str], list[str]] = {}
-    per_call = max(1, max_rows // max(fresh, 1))
+    per_call = max(1, max_rows // rollouts)
     for i, c0 in enumerate(range(0, len(wanted), per_call)):
         chunk = [wanted[w] for w in by_length[c0 : c0 + per_call]]
         left = [max(1, max_new - taken[w]) for w in by_length[c0 : c0 + per_call]]
         out = generate_within(policy, tok, tok.encode_batch([rows[j][1] + p for j, p in chunk]),
-                              left, fresh, stop_strings=["</answer>"], temperature=1.0,
+                              left, rollouts, stop_strings=["</answer>"], temperature=1.0,
                               seed=seed + 7919 * i)  # fmt: skip
         texts = tok.decode_batch(out.completions())
         for n, key in enumerate(chunk):
-            conts[key] = texts[n * fresh : (n + 1) * fresh]
-        log(f"{what}: continued {c0 + len(chunk)}/{len(wanted)} step prefixes of wrong "
-            f"completions ({fresh} rollouts each, the completion's own rest one more)")  # fmt: skip
+            conts[key] = texts[n * rollouts : (n + 1) * rollouts]
+        log(f"{what}: continued {c0 + len(chunk)}/{len(wanted)} step prefixes "
+            f"({rollouts} rollouts each)")  # fmt: skip
     records = []
     for j, ((ex, prompt, _text, correct), steps) in enumerate(zip(rows, split)):
         if kind == "prm":
-            labels = mc_hard_labels(
+            labels, _soft = mc_step_labels(
                 steps, lambda p, n, j=j: conts[j, p][:n],
                 lambda t, ex=ex: task.score(t, ex)["accuracy"] == 1.0, rollouts,
             )  # fmt: skip
